@@ -1,0 +1,35 @@
+# The README's commands. `make run` and `make test` each build .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build lies on this machine's disk; on a GPU host run `make TORCH_SPEC=torch ...` or
+# install your CUDA build into .venv first.
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/pruneboard train --model mlp --dataset digits --method sdprun
+
+test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pruning backend worker cli tests bench
+
+bench: $(STAMP)
+	$(PY) bench/optimizer_step.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

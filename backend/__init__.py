@@ -1,0 +1,1 @@
+"""Pruneboard backend (see ../shared/DESIGN.md §2); built by the job-service issue."""

@@ -1,0 +1,33 @@
+"""`pruneboard` entry point: one sub-command per module, errors as messages, not tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cli import train_command
+from cli.errors import UsageError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pruneboard", description="Structured directional pruning: train, prune, compare.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train_command.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as error:
+        print(f"pruneboard: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pruneboard: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

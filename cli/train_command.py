@@ -1,0 +1,112 @@
+"""`pruneboard train`: one job in the foreground with a progress bar and a summary table.
+
+Its flags are generated from ``TrainConfig``'s fields (``--batch-size`` for ``batch_size``), so
+they always mirror the config that a config file, the API and the engine take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from cli.errors import UsageError
+
+
+def register(commands) -> None:
+    from pruning.config import TrainConfig, describe_range
+
+    parser = commands.add_parser("train", help="run one training/pruning job here",
+                                 description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="YAML or JSON file of config fields; "
+                        "flags given beside it win")
+    parser.add_argument("--out", type=Path, help="write every event as a JSON line to this file")
+    parser.add_argument("--resume", type=Path, help="continue from this checkpoint (file or "
+                        "checkpoint folder)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = f"{f.metadata['help']} ({describe_range(f)}; default {shown})"
+        if f.type == "bool":
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name,
+                                type=_number if f.type in ("int", "float") else _text,
+                                default=argparse.SUPPRESS, metavar=f.name.upper(),
+                                help=help_text)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pruning.checkpoint import CheckpointError
+    from pruning.config import ConfigError, TrainConfig
+    from pruning.train import TrainingError, train
+
+    from cli.progress import ProgressPrinter
+
+    values = _read_config_file(args.config) if args.config else {}
+    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                   if hasattr(args, f.name)})
+    try:
+        config = TrainConfig.from_dict(values)
+    except ConfigError as error:
+        raise UsageError(f"invalid {error.field}: {error.message}") from None
+    events_file = args.out.open("w") if args.out else None
+    printer = ProgressPrinter(enabled=not args.quiet)
+
+    def on_event(event: dict) -> None:
+        if events_file:
+            events_file.write(json.dumps(event) + "\n")
+            events_file.flush()
+        printer(event)
+
+    try:
+        summary = train(config, on_event, resume_from=args.resume)
+    except ConfigError as error:
+        raise UsageError(f"invalid {error.field}: {error.message}") from None
+    except (CheckpointError, TrainingError) as error:
+        raise UsageError(str(error)) from None
+    finally:
+        printer.close()
+        if events_file:
+            events_file.close()
+    print(printer.summary_table(summary))
+    if args.out:
+        print(f"events written to {args.out}")
+    return 0
+
+
+def _number(text: str):
+    # The config checks types and ranges and names the field; here numbers just become numbers.
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _text(text: str) -> str | None:
+    return None if text.lower() in ("none", "null") else text
+
+
+def _read_config_file(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise UsageError(f"cannot read config file {path}: {error.strerror}") from None
+    try:
+        values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise UsageError(f"config file {path} is not valid {path.suffix[1:] or 'YAML'}: "
+                         f"{error}") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"config file {path} must hold a mapping of config fields")
+    return values

@@ -1,0 +1,177 @@
+"""The one config of a training/pruning job, validated field by field.
+
+Each field's metadata holds its help text and allowed values; `TrainConfig.from_dict` checks a
+dict from JSON/YAML (or the CLI's flags, which are generated from these fields) and names the
+offending field and its allowed range in a `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pruning.data import DATASET_NAMES as DATASETS
+from pruning.models import MODEL_NAMES as MODELS
+
+METHODS = ("sgd", "grda", "sdprun")
+SCHEDULES = ("constant", "step", "cosine", "grda-paper")
+DEVICES = ("auto", "cpu", "cuda")
+_NEEDS_DATA_DIR = ("mnist", "cifar10", "cifar100")
+
+
+class ConfigError(ValueError):
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+def _f(default, help: str, *, choices=None, low=None, high=None, open_low=False, items=None):
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "open_low": open_low,
+            "items": items}
+    if isinstance(default, list | tuple):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = _f("mlp", "network to train (registry name)", choices=MODELS)
+    dataset: str = _f("digits", "dataset (digits ships with scikit-learn)", choices=DATASETS)
+    data_dir: str | None = _f(None, "folder holding the mnist/cifar files")
+    method: str = _f("sdprun", "pruning method (sgd trains the dense reference)", choices=METHODS)
+    lr: float = _f(0.1, "learning rate γ", low=0.0, high=10.0, open_low=True)
+    c: float = _f(0.015, "threshold scale c of grda/sdprun (larger prunes earlier)",
+                  low=0.0, high=1.0)
+    mu: float = _f(0.6, "threshold exponent μ of grda/sdprun (larger prunes more)",
+                   low=0.0, high=1.0, open_low=True)
+    momentum: float = _f(0.0, "momentum (sgd only)", low=0.0, high=0.999)
+    weight_decay: float = _f(0.0, "weight decay (sgd only)", low=0.0, high=0.1)
+    schedule: str = _f("constant", "learning-rate schedule", choices=SCHEDULES)
+    lr_milestones: tuple[float, ...] = _f((0.5, 0.75), "fractions of the run where the step "
+                                          "schedule multiplies lr by lr_gamma", low=0.0, high=1.0,
+                                          items=float)
+    lr_gamma: float = _f(0.1, "factor of each step-schedule milestone", low=0.0, high=1.0,
+                         open_low=True)
+    epochs: int = _f(80, "passes over the training set", low=1, high=10_000)
+    batch_size: int = _f(64, "minibatch size", low=1, high=65_536)
+    seed: int = _f(0, "seed of weights, data order and augmentation", low=0, high=2**31 - 1)
+    device: str = _f("auto", "where to train (auto picks cuda when present)", choices=DEVICES)
+    amp: bool = _f(True, "bfloat16 autocast on CUDA (no effect on the CPU)")
+    log_interval: int = _f(20, "steps between train events", low=1, high=1_000_000)
+    checkpoint_interval: int = _f(0, "steps between checkpoints (0: at epoch ends only)",
+                                  low=0, high=10_000_000)
+    checkpoint_dir: str | None = _f(None, "folder for checkpoints (none: no checkpoints)")
+    mlp_widths: tuple[int, ...] = _f((300, 100), "hidden widths of the mlp model", low=1,
+                                     high=65_536, items=int)
+    exclude: tuple[str, ...] = _f((), "layer names never to prune", items=str)
+    synthetic_shape: tuple[int, ...] = _f((1, 8, 8), "C,H,W of synthetic inputs", low=1,
+                                          high=4096, items=int)
+    synthetic_classes: int = _f(10, "classes of the synthetic dataset", low=2, high=1000)
+    synthetic_size: int = _f(2048, "training samples of the synthetic dataset", low=8,
+                             high=10_000_000)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _check_field(f, getattr(self, f.name)))
+        if self.method != "sgd":
+            for name in ("momentum", "weight_decay"):
+                if getattr(self, name) != 0:
+                    raise ConfigError(name, f"applies only to method sgd; {self.method} is dual "
+                                            f"averaging without {name.replace('_', ' ')}")
+        if self.dataset in _NEEDS_DATA_DIR and not self.data_dir:
+            raise ConfigError("data_dir", f"dataset {self.dataset} is read from a folder; pass "
+                                          f"its path (nothing is downloaded)")
+        if self.dataset == "synthetic" and len(self.synthetic_shape) != 3:
+            raise ConfigError("synthetic_shape", "must be three numbers C,H,W")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(key, f"unknown field; known fields: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def describe_range(f: dataclasses.Field) -> str:
+    meta = f.metadata
+    if meta["choices"]:
+        return "one of " + ", ".join(meta["choices"])
+    if meta["low"] is None:
+        return "any value"
+    left = "(" if meta["open_low"] else "["
+    return f"in {left}{meta['low']}, {meta['high']}]"
+
+
+def _check_field(f: dataclasses.Field, value: Any) -> Any:
+    meta = f.metadata
+    if meta["items"] is not None:
+        return _check_sequence(f, value)
+    if value is None and f.default is None:
+        return None
+    if f.type == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f.name, f"must be true or false, got {value!r}")
+    if f.type in ("int", "float"):
+        return _check_number(f, value)
+    if not isinstance(value, str):
+        raise ConfigError(f.name, f"must be a string, got {value!r}")
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(f.name, f"must be {describe_range(f)}, got {value!r}")
+    return value
+
+
+def _check_number(f: dataclasses.Field, value: Any, name: str | None = None,
+                  kind: str | None = None) -> int | float:
+    name = name or f.name
+    kind = kind or f.type
+    meta = f.metadata
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(name, f"must be a number {describe_range(f)}, got {value!r}")
+    if kind == "int":
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(name, f"must be a whole number {describe_range(f)}, got {value!r}")
+        value = int(value)
+    elif not math.isfinite(value):
+        raise ConfigError(name, f"must be a finite number {describe_range(f)}, got {value!r}")
+    else:
+        value = float(value)
+    low, high = meta["low"], meta["high"]
+    too_low = value <= low if meta["open_low"] else value < low
+    if too_low or value > high:
+        raise ConfigError(name, f"must be {describe_range(f)}, got {value!r}")
+    return value
+
+
+def _check_sequence(f: dataclasses.Field, value: Any) -> tuple:
+    item_type = f.metadata["items"]
+    if isinstance(value, str):
+        if item_type is not str:  # numbers may also be written 3x32x32
+            value = value.replace("x", ",")
+        value = [v.strip() for v in value.split(",") if v.strip()]
+        if item_type is not str:
+            try:
+                value = [item_type(v) for v in value]
+            except ValueError:
+                raise ConfigError(f.name, f"must be a comma-separated list of "
+                                          f"{item_type.__name__}s") from None
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f.name, f"must be a list, got {value!r}")
+    if item_type is str:
+        if not all(isinstance(v, str) for v in value):
+            raise ConfigError(f.name, "must be a list of strings")
+        return tuple(value)
+    kind = "int" if item_type is int else "float"
+    return tuple(_check_number(f, v, name=f"{f.name}[{i}]", kind=kind)
+                 for i, v in enumerate(value))
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

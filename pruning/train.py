@@ -1,0 +1,148 @@
+"""The training loop: one validated config in, plain-dict events out.
+
+``train(config, on_event)`` runs a whole job and returns its summary. Events (all carry ``type``
+and ``step``, the number of completed optimizer steps):
+
+- ``start``: config, total_steps, steps_per_epoch, device, dense_params, dense_flops, groups.
+- ``train`` every ``log_interval`` steps: epoch, train_loss (mean over the interval), lr,
+  threshold (λ_n), weight_sparsity, group_sparsity, remaining_params, remaining_flops,
+  norm_ratio (‖w‖₂/‖w‖₁ of the prunable weights), layer_group_sparsity {layer: fraction}.
+- ``eval`` at every epoch end: test_loss, test_accuracy (and test_top5 with more than 10 classes).
+- ``checkpoint``: path.  ``error``: message (the run then raises).  ``end``: summary.
+
+On the CPU the same config gives bit-identical metrics, and resuming from a checkpoint continues
+bit-identically: data order and augmentation are functions of (seed, epoch, step).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from pruning.checkpoint import load_checkpoint, restore_rng, save_checkpoint
+from pruning.config import TrainConfig
+from pruning.data import augment_batch
+from pruning.evaluate import evaluate
+from pruning.metrics import sparsity_metrics
+from pruning.schedules import learning_rate
+from pruning.setup import Job, prepare
+
+EventSink = Callable[[dict], None]
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (e.g. the loss became NaN); the message says why."""
+
+
+class TrainingStopped(RuntimeError):
+    """``should_stop`` asked the run to end; metrics up to here were emitted."""
+
+
+def train(config: TrainConfig, on_event: EventSink | None = None, *,
+          resume_from: str | Path | None = None,
+          should_stop: Callable[[], bool] | None = None) -> dict:
+    emit = on_event or (lambda event: None)
+    job = prepare(config)
+    start_step, loss_sum, loss_count = 0, torch.zeros((), device=job.device), 0
+    if resume_from is not None:
+        payload = load_checkpoint(resume_from, config)
+        job.model.load_state_dict(payload["model"])
+        job.optimizer.load_state_dict(payload["optimizer"])
+        restore_rng(payload)
+        start_step = payload["step"]
+        loss_sum, loss_count = payload["loss_sum"].to(job.device), payload["loss_count"]
+    emit({"type": "start", "step": start_step, "config": config.to_dict(),
+          "total_steps": job.total_steps, "steps_per_epoch": job.steps_per_epoch,
+          "device": str(job.device), "dense_params": job.cost.dense_params,
+          "dense_flops": job.cost.dense_flops, "groups": len(job.structure.groups),
+          "units": sum(g.num_units for g in job.structure.groups)})
+    started = time.perf_counter()
+    last_eval: dict = {}
+    order = None
+    for step in range(start_step, job.total_steps):
+        epoch, position = divmod(step, job.steps_per_epoch)
+        if order is None or position == 0:
+            order = _epoch_order(config.seed, epoch, len(job.data.train_y), job.device)
+        lr = _set_learning_rate(job, step)
+        loss = _train_step(job, order, step, position)
+        loss_sum += loss.detach().float()
+        loss_count += 1
+        done = step + 1
+        if done % config.log_interval == 0 or done == job.total_steps:
+            mean_loss = (loss_sum / loss_count).item()
+            loss_sum.zero_()
+            loss_count = 0
+            if not math.isfinite(mean_loss):
+                message = (f"training loss became {mean_loss} at step {done}; lower the learning "
+                           f"rate (lr={config.lr})")
+                emit({"type": "error", "step": done, "message": message})
+                raise TrainingError(message)
+            emit({"type": "train", "step": done, "epoch": epoch, "train_loss": mean_loss,
+                  "lr": lr, "threshold": _threshold(job.optimizer),
+                  "elapsed_s": time.perf_counter() - started,
+                  **sparsity_metrics(job.structure, job.cost)})
+        epoch_end = done % job.steps_per_epoch == 0
+        if epoch_end:
+            last_eval = evaluate(job.model, job.data, job.device, job.autocast)
+            emit({"type": "eval", "step": done, "epoch": epoch, **last_eval})
+        if config.checkpoint_dir and (epoch_end or (config.checkpoint_interval
+                                                    and done % config.checkpoint_interval == 0)):
+            path = save_checkpoint(config.checkpoint_dir, config=config, step=done,
+                                   model=job.model, optimizer=job.optimizer,
+                                   loss_sum=loss_sum, loss_count=loss_count)
+            emit({"type": "checkpoint", "step": done, "path": str(path)})
+        if should_stop is not None and should_stop():
+            raise TrainingStopped(f"stopped on request after step {done}")
+    summary = _summary(job, last_eval, time.perf_counter() - started)
+    emit({"type": "end", "step": job.total_steps, "summary": summary})
+    return summary
+
+
+def _train_step(job: Job, order: torch.Tensor, step: int, position: int) -> torch.Tensor:
+    batch = order[position * job.batch_size:(position + 1) * job.batch_size]
+    inputs, targets = job.data.train_x[batch], job.data.train_y[batch]
+    if job.data.augment:
+        inputs = augment_batch(inputs, _generator(job.config.seed, step))
+    with job.autocast():
+        loss = F.cross_entropy(job.model(inputs), targets)
+    job.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    job.optimizer.step()
+    return loss
+
+
+def _epoch_order(seed: int, epoch: int, size: int, device: torch.device) -> torch.Tensor:
+    return torch.randperm(size, generator=_generator(seed, epoch)).to(device)
+
+
+def _generator(seed: int, salt: int) -> torch.Generator:
+    # Distinct, reproducible streams per (seed, epoch) or (seed, step), independent of history.
+    return torch.Generator().manual_seed(seed * 1_000_003 + salt)
+
+
+def _set_learning_rate(job: Job, step: int) -> float:
+    config = job.config
+    lr = learning_rate(config.schedule, config.lr, step, job.total_steps,
+                       config.lr_milestones, config.lr_gamma)
+    for group in job.optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def _threshold(optimizer: torch.optim.Optimizer) -> float:
+    return max((g.get("threshold", 0.0) for g in optimizer.param_groups if g.get("prune", True)),
+               default=0.0)
+
+
+def _summary(job: Job, last_eval: dict, elapsed: float) -> dict:
+    sparsity = sparsity_metrics(job.structure, job.cost)
+    sparsity.pop("layer_group_sparsity")
+    return {"method": job.config.method, "model": job.config.model,
+            "dataset": job.config.dataset, "steps": job.total_steps, "elapsed_s": elapsed,
+            "dense_params": job.cost.dense_params, "dense_flops": job.cost.dense_flops,
+            "flops_reduction": 1 - sparsity["remaining_flops"], **sparsity, **last_eval}

@@ -1,0 +1,1 @@
+"""Pruneboard worker (see ../shared/DESIGN.md §2); built by the job-service issue."""
