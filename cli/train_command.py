@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import yaml
@@ -45,11 +44,10 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli.progress import ProgressPrinter
     from pruning.checkpoint import CheckpointError
     from pruning.config import ConfigError, TrainConfig
     from pruning.train import TrainingError, train
-
-    from cli.progress import ProgressPrinter
 
     values = _read_config_file(args.config) if args.config else {}
     values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)

@@ -153,9 +153,9 @@ def _check_number(f: dataclasses.Field, value: Any, name: str | None = None,
 def _check_sequence(f: dataclasses.Field, value: Any) -> tuple:
     item_type = f.metadata["items"]
     if isinstance(value, str):
-        if item_type is not str:  # numbers may also be written 3x32x32
-            value = value.replace("x", ",")
         value = [v.strip() for v in value.split(",") if v.strip()]
+        if item_type is not str and len(value) == 1:  # shapes may also be written 3x32x32
+            value = value[0].split("x")
         if item_type is not str:
             try:
                 value = [item_type(v) for v in value]

@@ -1,0 +1,53 @@
+import json
+import subprocess
+import sys
+
+from cli.main import main
+
+FAST = ["--mlp-widths", "32,16", "--epochs", "2", "--quiet"]
+
+
+def read_events(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_train_writes_events_and_prints_a_summary(tmp_path, capsys):
+    out = tmp_path / "events.jsonl"
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    events = read_events(out)
+    assert events[0]["type"] == "start" and events[-1]["type"] == "end"
+    assert events[0]["config"]["mlp_widths"] == [32, 16]
+    printed = capsys.readouterr().out
+    assert "test accuracy" in printed and "FLOPs removed" in printed
+
+
+def test_flags_override_a_config_file(tmp_path):
+    config = tmp_path / "job.yaml"
+    config.write_text("model: mlp\nmethod: grda\nepochs: 5\nlr: 0.2\n")
+    out = tmp_path / "events.jsonl"
+    assert main(["train", "--config", str(config), *FAST, "--out", str(out)]) == 0
+    start = read_events(out)[0]
+    assert start["config"]["method"] == "grda" and start["config"]["lr"] == 0.2
+    assert start["config"]["epochs"] == 2  # the flag wins over the file
+
+
+def test_bad_input_is_a_message_not_a_traceback(tmp_path, capsys):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("epochs: [1,\n")
+    cases = [
+        (["--method", "adam"], "invalid method: must be one of sgd, grda, sdprun"),
+        (["--dataset", "cifar10", "--data-dir", str(tmp_path)], "expected data_batch_1"),
+        (["--config", str(tmp_path / "missing.yaml")], "cannot read config file"),
+        (["--config", str(bad_yaml)], "is not valid yaml"),
+        (["--resume", str(tmp_path)], "no checkpoint at"),
+    ]
+    for flags, message in cases:
+        assert main(["train", *FAST, *flags]) == 2, flags
+        assert message in capsys.readouterr().err
+
+
+def test_the_installed_command_exits_2_with_one_line():
+    result = subprocess.run([sys.executable, "-m", "cli.main", "train", "--epochs", "0"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == "pruneboard: error: invalid epochs: must be in [1, 10000], got 0\n"
