@@ -99,6 +99,32 @@ class TrainConfig:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
+def config_spec() -> list[dict[str, Any]]:
+    """Every field with its type, default, help and allowed values, as plain JSON data.
+
+    The API may not import the engine, so it validates job configs against this spec, kept as
+    backend/job_config_spec.json (written by `pruneboard config-spec`; a test keeps it in sync).
+    """
+    spec = []
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        item = meta["items"]
+        spec.append({
+            "name": f.name,
+            "type": f"list[{item.__name__}]" if item else f.type.replace(" | None", ""),
+            "nullable": f.default is None,
+            "default": _plain(default),
+            "help": meta["help"],
+            "choices": list(meta["choices"]) if meta["choices"] else None,
+            "low": meta["low"],
+            "high": meta["high"],
+            "open_low": meta["open_low"],
+            "only_for_method": "sgd" if f.name in ("momentum", "weight_decay") else None,
+        })
+    return spec
+
+
 def describe_range(f: dataclasses.Field) -> str:
     meta = f.metadata
     if meta["choices"]:

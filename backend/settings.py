@@ -1,0 +1,54 @@
+"""All service settings, from the environment (prefix PRUNEBOARD_) or a .env file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PRUNEBOARD_", env_file=".env", extra="ignore")
+
+    # The embedded default: everything under one data folder, no external service.
+    data_dir: Path = Path("pruneboard-data")
+    database_url: str = ""        # empty: SQLite at <data_dir>/pruneboard.db
+    broker_url: str = ""          # empty: kombu's filesystem transport under <data_dir>/broker
+    queue_name: str = "pruneboard"  # the Celery queue jobs go to
+    artifact_dir: Path | None = None  # empty: <data_dir>/artifacts
+    dataset_dir: Path | None = None   # where workers find mnist/cifar files by default
+
+    heartbeat_interval_s: float = 3.0
+    # A running job whose heartbeat is older than this is requeued from its last checkpoint.
+    heartbeat_timeout_s: float = 60.0
+    max_attempts: int = 3
+    # Redis redelivers an unacknowledged task after this long; the heartbeat scheme requeues
+    # long before, so it only needs to outlast the longest job (see README).
+    visibility_timeout_s: int = 7 * 24 * 3600
+    metric_flush_interval_s: float = 0.5
+    metric_flush_points: int = 500
+    max_body_bytes: int = 1024 * 1024
+    cookie_secure: bool = False
+    sse_poll_interval_s: float = 0.2
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'pruneboard.db').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def resolved_artifact_dir(self) -> Path:
+        return (self.artifact_dir or self.data_dir / "artifacts").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
