@@ -79,7 +79,7 @@ class Job(Base):
 
     @property
     def tag_names(self) -> list[str]:
-        return [t.tag for t in self.tags]
+        return sorted(t.tag for t in self.tags)
 
 
 class JobTag(Base):
@@ -106,6 +106,28 @@ class MetricPoint(Base):
     step: Mapped[int] = mapped_column(Integer)
     value: Mapped[float] = mapped_column(Float)
     wall_time: Mapped[float] = mapped_column(Float)
+
+
+class MetricRollup(Base):
+    """Min, max, first and last point of a series per bucket of ``width`` steps, kept as the
+    points arrive, so a million-point series downsamples from a few thousand rows."""
+
+    __tablename__ = "metric_rollups"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    width: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    min_step: Mapped[int] = mapped_column(Integer)
+    min_value: Mapped[float] = mapped_column(Float)
+    max_step: Mapped[int] = mapped_column(Integer)
+    max_value: Mapped[float] = mapped_column(Float)
+    first_step: Mapped[int] = mapped_column(Integer)
+    first_value: Mapped[float] = mapped_column(Float)
+    last_step: Mapped[int] = mapped_column(Integer)
+    last_value: Mapped[float] = mapped_column(Float)
 
 
 class JobLog(Base):

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli import train_command
+from cli import (
+    config_spec_command,
+    jobs_commands,
+    token_command,
+    train_command,
+    up_command,
+    watch_command,
+)
 from cli.errors import UsageError
 
 
@@ -14,6 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pruneboard", description="Structured directional pruning: train, prune, compare.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train_command.register(commands)
+    config_spec_command.register(commands)
+    up_command.register(commands)
+    jobs_commands.register(commands)
+    watch_command.register(commands)
+    token_command.register(commands)
     return parser
 
 

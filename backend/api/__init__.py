@@ -1,0 +1,1 @@
+"""HTTP routes under /api/v1: the only place that raises HTTPException."""

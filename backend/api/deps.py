@@ -1,0 +1,90 @@
+"""Request dependencies: settings, one DB session per request, the caller's token, the job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from backend.auth import allows, verify_token
+from backend.db import get_sessionmaker
+from backend.models import ApiToken, Job
+from backend.services.jobs import get_job
+from backend.settings import Settings
+
+COOKIE_NAME = "pruneboard_token"
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    session = get_sessionmaker(settings.resolved_database_url)()
+    try:
+        yield session
+    finally:
+        session.rollback()  # whatever the route did not commit is dropped
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def request_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    # Browsers: EventSource cannot send headers, so the session lives in an HttpOnly cookie.
+    return request.cookies.get(COOKIE_NAME)
+
+
+def _caller(request: Request, session: SessionDep) -> ApiToken:
+    token = request_token(request)
+    if not token:
+        raise HTTPException(401, "missing token: send Authorization: Bearer <token>",
+                            headers={"WWW-Authenticate": "Bearer"})
+    record = verify_token(session, token)
+    if record is None:
+        raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+    session.commit()  # last_used_at
+    return record
+
+
+def require(scope: str):
+    def check(caller: Annotated[ApiToken, Depends(_caller)]) -> ApiToken:
+        if not allows(caller.scope, scope):
+            raise HTTPException(403, f"this needs a {scope} token; yours is {caller.scope}")
+        return caller
+    return check
+
+
+Reader = Annotated[ApiToken, Depends(require("read"))]
+Submitter = Annotated[ApiToken, Depends(require("submit"))]
+Admin = Annotated[ApiToken, Depends(require("admin"))]
+
+
+def load_job(job_id: int, session: SessionDep, _: Reader) -> Job:
+    job = get_job(session, job_id)
+    if job is None:
+        raise HTTPException(404, f"job {job_id} not found")
+    return job
+
+
+JobDep = Annotated[Job, Depends(load_job)]
+
+
+def owned_job(job: JobDep, caller: Submitter) -> Job:
+    """A submit token acts only on its own jobs; admin on any."""
+    if caller.scope != "admin" and job.owner != caller.name:
+        raise HTTPException(403, f"job {job.id} belongs to {job.owner}; a submit token may "
+                                 f"change only its own jobs")
+    return job
+
+
+OwnedJobDep = Annotated[Job, Depends(owned_job)]

@@ -1,0 +1,78 @@
+"""Jobs: submit, list, read, cancel, retry, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, HTTPException, Query, Response
+
+from backend.api.deps import JobDep, OwnedJobDep, Reader, SessionDep, SettingsDep, Submitter
+from backend.job_spec import job_create_model
+from backend.queue import enqueue_job
+from backend.schemas import HistoryOut, JobOut, JobPage
+from backend.services import jobs as service
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+JobCreate = job_create_model()
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+@router.post("", status_code=201, response_model=JobOut)
+def submit_job(body: Annotated[JobCreate, Body()], session: SessionDep, settings: SettingsDep,
+               caller: Submitter) -> Any:
+    job = service.create_job(session, owner=caller.name, config=body.engine_config(),
+                             name=body.name, tags=body.tags)
+    session.commit()
+    enqueue_job(settings, job.id)
+    return JobOut.of(job)
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(session: SessionDep, _: Reader,
+              status: Status | None = None,
+              owner: Annotated[str | None, Query(max_length=100)] = None,
+              tag: Annotated[str | None, Query(max_length=50)] = None,
+              q: Annotated[str | None, Query(max_length=200, description="text search")] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Annotated[int, Query(ge=0)] = 0) -> Any:
+    jobs, total = service.list_jobs(session, service.JobFilter(status, owner, tag, q),
+                                    limit=limit, offset=offset)
+    return JobPage(items=[JobOut.of(j) for j in jobs], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def read_job(job: JobDep, session: SessionDep) -> Any:
+    history = [HistoryOut(status=c.status, at=c.created_at, note=c.note)
+               for c in service.status_history(session, job.id)]
+    return JobOut.of(job, history)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel_job(job: OwnedJobDep, session: SessionDep) -> Any:
+    try:
+        service.request_cancel(session, job)
+    except service.IllegalTransition as error:
+        raise HTTPException(409, str(error)) from None
+    session.commit()
+    return JobOut.of(job)
+
+
+@router.post("/{job_id}/retry", response_model=JobOut)
+def retry_job(job: OwnedJobDep, session: SessionDep, settings: SettingsDep) -> Any:
+    try:
+        service.retry_job(session, job)
+    except service.IllegalTransition as error:
+        raise HTTPException(409, str(error)) from None
+    session.commit()
+    enqueue_job(settings, job.id)
+    return JobOut.of(job)
+
+
+@router.delete("/{job_id}", status_code=204)
+def delete_job(job: OwnedJobDep, session: SessionDep, settings: SettingsDep) -> Response:
+    try:
+        service.delete_job(session, job, settings.resolved_artifact_dir)
+    except service.IllegalTransition as error:
+        raise HTTPException(409, str(error)) from None
+    session.commit()
+    return Response(status_code=204)

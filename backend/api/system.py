@@ -1,0 +1,73 @@
+"""Health, workers, browser sessions and tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response
+from sqlalchemy import select, text
+
+from backend.api.deps import COOKIE_NAME, Admin, Reader, SessionDep, SettingsDep
+from backend.auth import TokenError, create_token, verify_token
+from backend.models import Worker, utcnow
+from backend.schemas import IdentityOut, SessionIn, TokenIn, TokenOut, WorkerOut
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["system"])
+def health(session: SessionDep) -> dict:
+    try:
+        session.execute(text("SELECT 1"))
+    except Exception as error:  # any driver error means the same: no database
+        raise HTTPException(503, f"database unreachable: {type(error).__name__}") from None
+    return {"status": "ok"}
+
+
+@router.get("/workers", response_model=list[WorkerOut], tags=["system"])
+def list_workers(session: SessionDep, _: Reader) -> Any:
+    now = utcnow()
+    workers = session.scalars(select(Worker).order_by(Worker.id)).all()
+    return [WorkerOut(**{c: getattr(w, c) for c in (
+        "id", "host", "device", "gpu_name", "gpu_memory_mb", "current_job_id", "heartbeat_at")},
+        heartbeat_age_s=(now - _aware(w.heartbeat_at)).total_seconds()) for w in workers]
+
+
+@router.post("/session", response_model=IdentityOut, tags=["auth"])
+def sign_in(body: SessionIn, response: Response, session: SessionDep,
+            settings: SettingsDep) -> Any:
+    record = verify_token(session, body.token)
+    if record is None:
+        raise HTTPException(401, "invalid token")
+    session.commit()
+    response.set_cookie(COOKIE_NAME, body.token, httponly=True, samesite="strict",
+                        secure=settings.cookie_secure, path="/", max_age=30 * 24 * 3600)
+    return {"name": record.name, "scope": record.scope}
+
+
+@router.get("/session", response_model=IdentityOut, tags=["auth"])
+def whoami(caller: Reader) -> Any:
+    return {"name": caller.name, "scope": caller.scope}
+
+
+@router.delete("/session", status_code=204, tags=["auth"])
+def sign_out() -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/tokens", status_code=201, response_model=TokenOut, tags=["auth"])
+def make_token(body: TokenIn, session: SessionDep, _: Admin) -> Any:
+    try:
+        token = create_token(session, name=body.name, scope=body.scope)
+    except TokenError as error:
+        raise HTTPException(422, [{"field": "scope" if "scope" in str(error) else "name",
+                                   "message": str(error)}]) from None
+    session.commit()
+    return {"name": body.name, "scope": body.scope, "token": token}
+
+
+def _aware(moment):
+    # SQLite returns naive datetimes; everything stored is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)

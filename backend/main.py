@@ -1,0 +1,67 @@
+"""The FastAPI application: `create_app(settings)`; `backend.main:app` for uvicorn."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from backend.api import events, jobs, metrics, system
+from backend.job_spec import SERVER_FIELDS, allowed_range, spec_by_name
+from backend.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="Pruneboard", version="0.1.0", docs_url="/docs",
+                  openapi_url=f"{API_PREFIX}/openapi.json",
+                  description="Structured-pruning jobs: submit, watch, compare.")
+    app.state.settings = settings
+    for module in (jobs, metrics, events, system):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.middleware("http")(_limit_body(settings.max_body_bytes))
+    return app
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    """422 with one entry per bad field: its name, what is wrong, and what is allowed."""
+    specs = spec_by_name()
+    details = []
+    for item in error.errors():
+        location = [str(part) for part in item["loc"] if part not in ("body", "query", "path")]
+        field = ".".join(location) or "body"
+        entry = {"field": field, "message": item["msg"].removeprefix("Value error, ")}
+        spec = specs.get(location[0]) if location else None
+        if spec is not None and location[0] not in SERVER_FIELDS and allowed_range(spec):
+            entry["allowed"] = allowed_range(spec)
+        details.append(entry)
+    return JSONResponse(status_code=422, content={"detail": details})
+
+
+def _limit_body(limit: int):
+    async def middleware(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return JSONResponse(status_code=413,
+                                content={"detail": f"request body over {limit} bytes"})
+        if length is None and request.method in ("POST", "PUT", "PATCH"):
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    return JSONResponse(status_code=413,
+                                        content={"detail": f"request body over {limit} bytes"})
+            request._body = body  # starlette reads the cached body downstream
+        return await call_next(request)
+    return middleware
+
+
+def __getattr__(name: str):
+    # `uvicorn backend.main:app` builds the app from the environment on first use only, so
+    # importing this module (tests, tools) reads no settings.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)
