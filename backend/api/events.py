@@ -46,7 +46,7 @@ async def job_events(
         if cursor is not None:
             return cursor
         with session_scope(url) as session:
-            return service.current_cursor(session, job_id)
+            return service.current_cursor(session)
 
     def poll(cursor: service.Cursor):
         with session_scope(url) as session:

@@ -27,7 +27,7 @@ def read_metrics(
 ) -> Any:
     # Taken first: points written while the series are read come again on the event stream
     # resumed from this cursor (the chart ignores a step it already has).
-    cursor = str(current_cursor(session, job.id))
+    cursor = str(current_cursor(session))
     all_keys = service.series_keys(session, job.id)
     wanted = [k for k in keys.split(",") if k] if keys else all_keys
     series = service.read_series(session, job.id, wanted, from_step=from_step,
