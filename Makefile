@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
+	$(VENV)/bin/pruneboard up
+
+demo: $(STAMP)
 	$(VENV)/bin/pruneboard train --model mlp --dataset digits --method sdprun
 
 test: $(STAMP)
@@ -30,6 +33,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/optimizer_step.py
+	$(PY) bench/metrics_query.py
+	$(PY) bench/sse_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

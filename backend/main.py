@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from backend.api import events, jobs, metrics, system
 from backend.job_spec import SERVER_FIELDS, allowed_range, spec_by_name
 from backend.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
+FRONTEND_DIR = Path(__file__).resolve().parents[1] / "frontend"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -23,7 +27,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.middleware("http")(_limit_body(settings.max_body_bytes))
+    app.get("/vendor/plotly.min.js", include_in_schema=False)(_plotly_bundle)
+    # Last, so /api and /docs win: the static dashboard on the same origin as the API.
+    app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="frontend")
     return app
+
+
+def _plotly_bundle() -> FileResponse:
+    """Plotly's own bundle from the installed plotly package: nothing vendored, no CDN."""
+    import plotly
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    return FileResponse(path, media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

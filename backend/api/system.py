@@ -9,6 +9,7 @@ from sqlalchemy import select, text
 
 from backend.api.deps import COOKIE_NAME, Admin, Reader, SessionDep, SettingsDep
 from backend.auth import TokenError, create_token, verify_token
+from backend.job_spec import SERVER_FIELDS, load_spec
 from backend.models import Worker, utcnow
 from backend.schemas import IdentityOut, SessionIn, TokenIn, TokenOut, WorkerOut
 
@@ -22,6 +23,12 @@ def health(session: SessionDep) -> dict:
     except Exception as error:  # any driver error means the same: no database
         raise HTTPException(503, f"database unreachable: {type(error).__name__}") from None
     return {"status": "ok"}
+
+
+@router.get("/config-spec", tags=["jobs"])
+def config_spec(_: Reader) -> list[dict]:
+    """The job config fields: name, type, default, help and allowed values (for forms)."""
+    return [field for field in load_spec() if field["name"] not in SERVER_FIELDS]
 
 
 @router.get("/workers", response_model=list[WorkerOut], tags=["system"])
