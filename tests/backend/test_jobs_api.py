@@ -114,3 +114,11 @@ def test_list_filters_and_pages(client, make_token):
     assert client.get(JOBS, headers=headers, params={"status": "bogus"}).status_code == 422
     assert client.get(f"{JOBS}/999999", headers=headers).json() == {
         "detail": "job 999999 not found"}
+
+
+def test_config_spec_lists_client_fields_only(client, make_token):
+    fields = {f["name"]: f for f in client.get("/api/v1/config-spec",
+                                               headers=make_token("read")).json()}
+    assert fields["epochs"]["low"] == 1 and fields["method"]["choices"] == ["sgd", "grda",
+                                                                               "sdprun"]
+    assert "checkpoint_dir" not in fields
