@@ -12,6 +12,7 @@ from cli import (
     train_command,
     up_command,
     watch_command,
+    worker_command,
 )
 from cli.errors import UsageError
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_commands.register(commands)
     watch_command.register(commands)
     token_command.register(commands)
+    worker_command.register(commands)
     return parser
 
 

@@ -17,7 +17,9 @@ from cli.errors import UsageError
 
 
 def register(commands) -> None:
-    from pruning.config import TrainConfig, describe_range
+    # The flags come from the config spec (JSON, kept equal to TrainConfig by a test), so
+    # building the parser for any command does not import torch.
+    from backend.job_spec import allowed_range, load_spec
 
     parser = commands.add_parser("train", help="run one training/pruning job here",
                                  description=__doc__.splitlines()[0])
@@ -27,18 +29,19 @@ def register(commands) -> None:
     parser.add_argument("--resume", type=Path, help="continue from this checkpoint (file or "
                         "checkpoint folder)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        help_text = f"{f.metadata['help']} ({describe_range(f)}; default {shown})"
-        if f.type == "bool":
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+    for field in load_spec():
+        name, default = field["name"], field["default"]
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        allowed = allowed_range(field)
+        help_text = f"{field['help']} ({allowed + '; ' if allowed else ''}default {shown})"
+        if field["type"] == "bool":
+            parser.add_argument("--" + name.replace("_", "-"), dest=name,
+                                action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=help_text)
         else:
-            parser.add_argument(flag, dest=f.name,
-                                type=_number if f.type in ("int", "float") else _text,
-                                default=argparse.SUPPRESS, metavar=f.name.upper(),
+            parser.add_argument("--" + name.replace("_", "-"), dest=name,
+                                type=_number if field["type"] in ("int", "float") else _text,
+                                default=argparse.SUPPRESS, metavar=name.upper(),
                                 help=help_text)
     parser.set_defaults(run=run)
 
