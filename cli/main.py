@@ -8,6 +8,7 @@ import sys
 from cli import (
     config_spec_command,
     jobs_commands,
+    report_command,
     token_command,
     train_command,
     up_command,
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     up_command.register(commands)
     jobs_commands.register(commands)
     watch_command.register(commands)
+    report_command.register(commands)
     token_command.register(commands)
     worker_command.register(commands)
     return parser
