@@ -23,9 +23,8 @@ PG_ADMIN_URL = os.environ.get("PRUNEBOARD_BENCH_PG",
 @contextmanager
 def temporary_postgres() -> Iterator[str]:
     """A new, migrated database, dropped afterwards."""
-    from alembic.config import Config
-
     from alembic import command
+    from alembic.config import Config
 
     name = f"pruneboard_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")

@@ -28,12 +28,7 @@ class GRDA(DualAveraging):
         super().__init__(params, lr=lr, c=c, mu=mu, foreach=foreach)
 
     def _shrink(self, group, params, accumulators, threshold, foreach):
-        if foreach:
-            # torch has no _foreach_softshrink; clamp then subtract is v − clip(v, −λ, λ).
-            clipped = torch._foreach_clamp_min(accumulators, -threshold)
-            torch._foreach_clamp_max_(clipped, threshold)
-            torch._foreach_copy_(params, accumulators)
-            torch._foreach_sub_(params, clipped)
-        else:
-            for p, v in zip(params, accumulators, strict=True):
-                torch.ops.aten.softshrink.out(v, threshold, out=p)
+        # Both paths: torch has no _foreach_softshrink, and emulating it with clamps makes
+        # several passes and a temporary where softshrink makes one (bench/optimizer_step.py).
+        for p, v in zip(params, accumulators, strict=True):
+            torch.ops.aten.softshrink.out(v, threshold, out=p)

@@ -34,9 +34,14 @@ class SDprun(DualAveraging):
 
     def __init__(self, params, lr: float = 0.1, c: float = 0.005, mu: float = 0.51,
                  foreach: bool | None = None):
+        self._scales: dict[int, torch.Tensor] = {}
         super().__init__(params, lr=lr, c=c, mu=mu, foreach=foreach)
         for group in self.param_groups:
             _check_units(group)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._scales.clear()  # the groups are new dicts now
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
@@ -44,34 +49,51 @@ class SDprun(DualAveraging):
 
     def _shrink(self, group, params, accumulators, threshold, foreach):
         units = group.get("units") or [[i] for i in range(len(params))]
-        factors = [_unit_factors([accumulators[i] for i in tied], threshold) for tied in units]
+        # One chain over the units of every layer at once: on small models the step is all
+        # per-operation overhead, so the per-layer work is kept to the row norms.
+        squares = [unit_square_norms([accumulators[i] for i in tied]) for tied in units]
+        norms = torch.cat(squares).sqrt_()
+        scale = self._threshold_scale(group, units, accumulators, norms) * threshold
+        factors = (1 - scale / norms.clamp_min_(torch.finfo(norms.dtype).tiny)).clamp_min_(0)
+        factors = factors.split([len(s) for s in squares])
+        tensors = [i for tied in units for i in tied]
+        shaped = [_broadcastable(f, accumulators[i])
+                  for tied, f in zip(units, factors, strict=True) for i in tied]
         if foreach:
-            tensors = [i for tied in units for i in tied]
-            scaled = torch._foreach_mul(
-                [accumulators[i] for i in tensors],
-                [_broadcastable(f, accumulators[i]) for tied, f in zip(units, factors, strict=True)
-                 for i in tied])
-            torch._foreach_copy_([params[i] for i in tensors], scaled)
+            targets = [params[i] for i in tensors]
+            torch._foreach_copy_(targets, [accumulators[i] for i in tensors])
+            torch._foreach_mul_(targets, shaped)
         else:
-            for tied, f in zip(units, factors, strict=True):
-                for i in tied:
-                    torch.mul(accumulators[i], _broadcastable(f, accumulators[i]), out=params[i])
+            for i, f in zip(tensors, shaped, strict=True):
+                torch.mul(accumulators[i], f, out=params[i])
+
+    def _threshold_scale(self, group, units, accumulators, like) -> torch.Tensor:
+        """√|G| of every unit, in unit order; shapes never change, so it is built once."""
+        cached = self._scales.get(id(group))
+        if (cached is None or cached.shape != like.shape or cached.device != like.device
+                or cached.dtype != like.dtype):
+            sizes = [torch.full((accumulators[tied[0]].shape[0],),
+                                math.sqrt(sum(accumulators[i][0].numel() for i in tied)),
+                                dtype=like.dtype, device=like.device)
+                     for tied in units]
+            cached = self._scales[id(group)] = torch.cat(sizes)
+        return cached
+
+
+def unit_square_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """‖v_G‖₂² for every row group of tensors tied along dim 0."""
+    rows = tensors[0].shape[0]
+    total = None
+    for t in tensors:
+        square = (t.square() if t.dim() == 1
+                  else torch.linalg.vector_norm(t.reshape(rows, -1), dim=1).square_())
+        total = square if total is None else total.add_(square)
+    return total
 
 
 def unit_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
     """‖v_G‖₂ for every row group of tensors tied along dim 0."""
-    rows = tensors[0].shape[0]
-    squares = sum(torch.linalg.vector_norm(t.reshape(rows, -1), dim=1).square() for t in tensors)
-    return squares.sqrt()
-
-
-def _unit_factors(tensors: list[torch.Tensor], threshold: float) -> torch.Tensor:
-    group_size = sum(t[0].numel() for t in tensors)
-    norms = unit_norms(tensors)
-    # A group at or under the threshold becomes exactly zero (1 − 1 = 0, and 0/0 cannot occur
-    # because an all-zero group divides by the smallest normal number).
-    scale = threshold * math.sqrt(group_size)
-    return (1 - scale / norms.clamp_min(torch.finfo(norms.dtype).tiny)).clamp_min_(0)
+    return unit_square_norms(tensors).sqrt_()
 
 
 def _broadcastable(factors: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
