@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/optimizer_step.py
+	$(PY) bench/ingest_metrics.py
 	$(PY) bench/metrics_query.py
 	$(PY) bench/sse_latency.py
 

@@ -23,8 +23,9 @@ class Settings(BaseSettings):
     # A running job whose heartbeat is older than this is requeued from its last checkpoint.
     heartbeat_timeout_s: float = 60.0
     max_attempts: int = 3
-    # Redis redelivers an unacknowledged task after this long; the heartbeat scheme requeues
-    # long before, so it only needs to outlast the longest job (see README).
+    # Redis redelivers an unacknowledged task after this long. Recovery does not rely on it (the
+    # heartbeat reaper requeues lost jobs, and a redelivered message for a running job is a
+    # no-op because claiming is conditional); it is long only to avoid pointless redeliveries.
     visibility_timeout_s: int = 7 * 24 * 3600
     metric_flush_interval_s: float = 0.5
     metric_flush_points: int = 500

@@ -98,6 +98,8 @@ def train(config: TrainConfig, on_event: EventSink | None = None, *,
             emit({"type": "checkpoint", "step": done, "path": str(path)})
         if should_stop is not None and should_stop():
             raise TrainingStopped(f"stopped on request after step {done}")
+    if not last_eval:  # resumed at the very end: nothing ran, but the summary needs accuracy
+        last_eval = evaluate(job.model, job.data, job.device, job.autocast)
     summary = _summary(job, last_eval, time.perf_counter() - started)
     emit({"type": "end", "step": job.total_steps, "summary": summary})
     return summary

@@ -1,0 +1,88 @@
+"""worker.tasks.run_job in this process, on SQLite: the outcomes that real runs here cannot
+produce (no GPU for an out-of-memory error), with the engine replaced at that boundary only."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from backend.settings import Settings
+from pruning import TrainingStopped
+from worker import tasks
+from worker.heartbeat import Heartbeat
+
+
+class Runner:
+    """Runs the task body as a worker process would, remembering what it re-sent."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.sent: list[int] = []
+        self.beat = Heartbeat(settings, resend=self.sent.append, device="cpu")
+
+    def __call__(self, job_id: int) -> str:
+        return tasks.run_job(job_id, settings=self.settings, beat=self.beat,
+                             resend=self.sent.append)
+
+
+@pytest.fixture
+def run(sqlite_url, tmp_path) -> Runner:
+    return Runner(Settings(database_url=sqlite_url, data_dir=tmp_path))
+
+
+@pytest.fixture
+def db(sqlite_url, make_db):
+    return make_db(sqlite_url)
+
+
+def fail_with(monkeypatch, error: BaseException) -> None:
+    def train(config, on_event, **_):
+        on_event({"type": "start", "step": 0, "total_steps": 10, "steps_per_epoch": 5,
+                  "device": "cuda", "config": config.to_dict()})
+        raise error
+
+    monkeypatch.setattr(tasks, "train", train)
+
+
+def test_cuda_out_of_memory_fails_the_job_with_the_reason(monkeypatch, run, db):
+    fail_with(monkeypatch, torch.cuda.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 2.00 GiB\nmore details"))
+    job_id = db.create_job()
+    assert run(job_id) == "failed"
+
+    job = db.job(job_id)
+    assert job.status == "failed" and job.attempt == 1
+    assert job.error == ("CUDA out of memory on cpu: CUDA out of memory. Tried to allocate "
+                         "2.00 GiB; lower batch_size or use a smaller model")
+    assert run(job_id) == "skipped"  # a redelivered message does not retry it
+
+
+def test_an_unexpected_error_fails_the_job_with_its_traceback_in_the_log(monkeypatch, run, db):
+    fail_with(monkeypatch, KeyError("boom"))
+    job_id = db.create_job()
+    assert run(job_id) == "failed"
+
+    assert db.job(job_id).error == "KeyError: 'boom'"
+    assert "Traceback (most recent call last)" in db.logs(job_id)[-1]
+
+
+def test_a_run_whose_job_was_taken_over_writes_no_outcome(monkeypatch, run, db):
+    def train(config, on_event, *, should_stop, **_):
+        db.set(job_id, attempt=2)  # the reapers requeued it and another worker claimed it
+        run.beat.beat()
+        assert should_stop()
+        raise TrainingStopped("stopped on request after step 1")
+
+    monkeypatch.setattr(tasks, "train", train)
+    job_id = db.create_job()
+    assert run(job_id) == "lost"
+
+    job = db.job(job_id)
+    assert (job.status, job.attempt, job.finished_at) == ("running", 2, None)
+    assert run.sent == []
+
+
+def test_a_job_that_is_not_queued_is_left_alone(run, db):
+    job_id = db.create_job(status="running", attempt=1, worker_id="elsewhere:1:cpu")
+    assert run(job_id) == "skipped"
+    assert db.job(job_id).worker_id == "elsewhere:1:cpu"

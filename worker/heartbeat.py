@@ -1,0 +1,186 @@
+"""Liveness, cancellation and recovery, on one daemon thread per worker process.
+
+Every ``heartbeat_interval_s`` the thread
+- upserts this worker's ``workers`` row (what the API's worker list shows),
+- touches ``heartbeat_at`` of the job it runs and reads that job's ``cancel_requested``: the
+  training loop's ``should_stop`` then only reads a flag, never the database;
+- reaps: jobs still 'running' whose heartbeat is older than ``heartbeat_timeout_s`` lost their
+  worker (killed, machine gone); they are requeued from their last checkpoint, or failed once
+  they used ``max_attempts``, and their task is re-sent after the commit (worker.jobs).
+
+Every worker reaps, so recovery needs no scheduler of its own: any live worker notices a dead one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import delete, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from backend.db import session_scope
+from backend.models import Job, Worker, utcnow
+from backend.settings import Settings
+from worker.jobs import reap_lost_jobs
+
+log = logging.getLogger(__name__)
+
+DEVICE_ENV = "PRUNEBOARD_WORKER_DEVICE"
+
+
+def worker_device() -> str:
+    """Where this worker's jobs train: ``cpu`` or ``cuda`` (set by ``pruneboard worker``;
+    without it, cuda when a GPU is visible)."""
+    device = os.environ.get(DEVICE_ENV, "").strip().lower()
+    if device in ("cpu", "cuda"):
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _device_label(device: str) -> str:
+    # Name the physical GPU: inside the process it is always cuda:0.
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    return f"cuda:{visible}" if device == "cuda" and visible and "," not in visible else device
+
+
+def _gpu_info(device: str) -> tuple[str | None, int | None]:
+    if device != "cuda":
+        return None, None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None, None
+    props = torch.cuda.get_device_properties(0)
+    return props.name, props.total_memory // 2**20
+
+
+class Heartbeat:
+    def __init__(self, settings: Settings, *, resend: Callable[[int], None],
+                 device: str | None = None):
+        self.settings = settings
+        self.device = device or worker_device()
+        label = _device_label(self.device)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{label}"
+        self._label = label
+        self._url = settings.resolved_database_url
+        self._resend = resend
+        self._gpu_name, self._gpu_memory_mb = _gpu_info(self.device)
+        self._job: tuple[int, int] | None = None  # (job id, attempt)
+        self._cancel = threading.Event()
+        self._lost = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+
+    def start(self) -> None:
+        """Register, reap once (a worker starting after a crash recovers its jobs at once), then
+        beat in the background. Calling it again is a no-op."""
+        if self._thread is not None:
+            return
+        self._safely(self.beat)
+        self._safely(self.reap)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="heartbeat")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        # A cleanly stopped worker leaves the list at once; a killed one when it is reaped.
+        self._safely(self._unregister)
+
+    def set_job(self, job_id: int, attempt: int) -> None:
+        self._cancel.clear()
+        self._lost.clear()
+        self._job = (job_id, attempt)
+
+    def clear_job(self) -> None:
+        self._job = None
+
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def lost(self) -> bool:
+        """The job was taken from this worker (presumed dead and requeued)."""
+        return self._lost.is_set()
+
+    def should_stop(self) -> bool:
+        return self._cancel.is_set() or self._lost.is_set()
+
+    def beat(self) -> None:
+        now = utcnow()
+        job = self._job
+        with session_scope(self._url) as session:
+            insert = (postgresql.insert if session.bind.dialect.name == "postgresql"
+                      else sqlite.insert)
+            values = {"heartbeat_at": now, "current_job_id": job[0] if job else None}
+            session.execute(
+                insert(Worker)
+                .values(id=self.worker_id, host=socket.gethostname(), device=self._label,
+                        gpu_name=self._gpu_name, gpu_memory_mb=self._gpu_memory_mb,
+                        started_at=now, **values)
+                .on_conflict_do_update(index_elements=["id"], set_=values))
+            if job is None:
+                return
+            cancel = session.execute(
+                update(Job)
+                .where(Job.id == job[0], Job.status == "running", Job.attempt == job[1])
+                .values(heartbeat_at=now)
+                .returning(Job.cancel_requested)
+                .execution_options(synchronize_session=False)
+            ).scalar()
+        if job != self._job:
+            return  # the job ended while we were beating; its flags no longer matter
+        if cancel is None:
+            log.warning("job %s attempt %s is no longer ours; stopping it", *job)
+            self._lost.set()
+        elif cancel:
+            self._cancel.set()
+
+    def reap(self) -> list[int]:
+        settings = self.settings
+        with session_scope(self._url) as session:
+            reaped = reap_lost_jobs(session, timeout_s=settings.heartbeat_timeout_s,
+                                    max_attempts=settings.max_attempts)
+            cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
+            session.execute(delete(Worker).where(Worker.heartbeat_at < cutoff))
+        for job in reaped:
+            log.warning("job %s: worker %s lost during attempt %s -> %s", job.job_id,
+                        job.lost_worker, job.attempt, job.status)
+        requeued = [job.job_id for job in reaped if job.status == "queued"]
+        # Only after the commit: a worker taking the message must find the job 'queued'.
+        for job_id in requeued:
+            self._resend(job_id)
+        return requeued
+
+    def _unregister(self) -> None:
+        with session_scope(self._url) as session:
+            session.execute(delete(Worker).where(Worker.id == self.worker_id))
+
+    def _run(self) -> None:
+        interval = self.settings.heartbeat_interval_s
+        while not self._stopping.wait(interval):
+            self._safely(self.beat)
+            self._safely(self.reap)
+
+    def _safely(self, action: Callable[[], object]) -> None:
+        # A database hiccup must not kill the thread; the next tick tries again, and a job whose
+        # heartbeat stays stale long enough is recovered by the reapers. The traceback is logged
+        # once per outage, not twice a second.
+        try:
+            action()
+        except Exception as error:
+            log.warning("heartbeat %s of %s failed: %s", action.__name__, self.worker_id,
+                        str(error).splitlines()[0] if str(error) else type(error).__name__,
+                        exc_info=not self._failing)
+            self._failing = True
+        else:
+            self._failing = False

@@ -1,0 +1,152 @@
+"""Every status change a worker makes to a job, each one conditional UPDATE plus its history rows.
+
+A job is leased to one run by ``(status='running', attempt=N)``: the claim increments ``attempt``,
+and every later write of that run is conditioned on the same ``attempt``. A worker that was
+presumed dead and whose job was requeued (and perhaps claimed again) therefore cannot overwrite
+the newer run's state: its conditional UPDATE matches no row and it learns it lost the job.
+
+None of these functions commit; the caller's ``session_scope`` is the one transaction, so a status
+change, its ``JobChange`` row and its log line land together or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import case, func, insert, or_, update
+from sqlalchemy.orm import Session
+
+from backend.models import Job, JobChange, JobLog, utcnow
+
+
+@dataclass(frozen=True)
+class Claim:
+    attempt: int
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reaped:
+    job_id: int
+    status: str  # queued (to be re-sent), failed or cancelled
+    attempt: int
+    lost_worker: str | None
+
+
+def add_history(session: Session, job_id: int, status: str, message: str, *, step: int = 0,
+                latest: dict | None = None, level: str = "info") -> None:
+    session.execute(insert(JobChange).values(job_id=job_id, status=status, step=step,
+                                             latest=latest or {}, note=message))
+    session.execute(insert(JobLog).values(job_id=job_id, level=level, message=message))
+
+
+def claim_job(session: Session, job_id: int, worker_id: str) -> Claim | None:
+    """Take a queued job, or None when it is not queued (cancelled, finished, already taken by
+    another worker, or this is a stale redelivery of a message whose job has moved on)."""
+    now = utcnow()
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(False))
+        .values(status="running", attempt=Job.attempt + 1, worker_id=worker_id,
+                heartbeat_at=now, started_at=func.coalesce(Job.started_at, now), error=None,
+                finished_at=None)
+        .returning(Job.attempt, Job.config, Job.step, Job.latest)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        return None
+    add_history(session, job_id, "running", f"attempt {row.attempt} started on {worker_id}",
+                step=row.step, latest=row.latest)
+    return Claim(attempt=row.attempt, config=row.config)
+
+
+def cancel_queued_job(session: Session, job_id: int) -> bool:
+    """A queued job whose cancel was requested ends here, so it never sits 'queued' forever."""
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(True))
+        .values(status="cancelled", finished_at=utcnow())
+        .returning(Job.step, Job.latest)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is not None:
+        add_history(session, job_id, "cancelled", "cancelled before it started",
+                    step=row.step, latest=row.latest)
+    return row is not None
+
+
+def finish_job(session: Session, job_id: int, attempt: int, status: str, message: str, *,
+               summary: dict | None = None, error: str | None = None,
+               level: str = "info") -> bool:
+    """End the run ``attempt`` as succeeded, failed or cancelled; False if it no longer owns the
+    job (the reaper requeued it meanwhile)."""
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+    if summary is not None:
+        values["summary"] = summary
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.attempt == attempt)
+        .values(**values)
+        .returning(Job.step, Job.latest)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is not None:
+        add_history(session, job_id, status, message, step=row.step, latest=row.latest,
+                    level=level)
+    return row is not None
+
+
+def requeue_job(session: Session, job_id: int, attempt: int, message: str) -> bool:
+    """Hand a job this worker is running back to the queue (the worker is shutting down)."""
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.attempt == attempt)
+        .values(status="queued")
+        .returning(Job.step, Job.latest)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is not None:
+        add_history(session, job_id, "queued", message, step=row.step, latest=row.latest,
+                    level="warning")
+    return row is not None
+
+
+def reap_lost_jobs(session: Session, *, timeout_s: float, max_attempts: int) -> list[Reaped]:
+    """Jobs whose worker stopped heart-beating: requeued, or failed after ``max_attempts``, or
+    cancelled when a cancel was pending.
+
+    One UPDATE ... WHERE status='running' AND heartbeat_at < cutoff: when two workers reap at the
+    same moment, PostgreSQL re-checks the WHERE after the first one's commit (SQLite serialises
+    writers), so each lost job is taken by exactly one reaper and re-sent exactly once.
+    """
+    now = utcnow()
+    cutoff = now - timedelta(seconds=timeout_s)
+    outcome = case((Job.cancel_requested.is_(True), "cancelled"),
+                   (Job.attempt >= max_attempts, "failed"), else_="queued")
+    finished = case((Job.cancel_requested.is_(True), now),
+                    (Job.attempt >= max_attempts, now), else_=None)
+    rows = session.execute(
+        update(Job)
+        .where(Job.status == "running", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff))
+        .values(status=outcome, finished_at=finished)
+        .returning(Job.id, Job.status, Job.attempt, Job.worker_id, Job.step, Job.latest)
+        .execution_options(synchronize_session=False)
+    ).all()
+    reaped = []
+    for row in rows:
+        lost = f"worker {row.worker_id} lost"
+        if row.status == "queued":
+            message = (f"{lost} during attempt {row.attempt} of {max_attempts}; requeued from "
+                       f"its last checkpoint")
+        elif row.status == "failed":
+            message = f"worker lost {row.attempt} times (last: {row.worker_id}); giving up"
+            session.execute(update(Job).where(Job.id == row.id).values(error=message)
+                            .execution_options(synchronize_session=False))
+        else:
+            message = f"{lost}; cancelled as requested"
+        add_history(session, row.id, row.status, message, step=row.step, latest=row.latest,
+                    level="warning" if row.status != "cancelled" else "info")
+        reaped.append(Reaped(row.id, row.status, row.attempt, row.worker_id))
+    return reaped

@@ -1,0 +1,180 @@
+"""The one task, ``pruneboard.run_job(job_id)``: claim the job, run the engine, record the outcome.
+
+The message carries only the id; the config, status and cancel flag are read from the database,
+so a redelivered or duplicated message is harmless: the claim succeeds only on a queued job.
+Every outcome is written in one transaction with its history rows, and nothing is left 'running'
+when the task returns, except when the database itself is unreachable: then the job's heartbeat
+goes stale and the reapers requeue it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from celery.exceptions import Reject
+
+from backend.db import session_scope
+from backend.settings import Settings
+from pruning import ConfigError, TrainConfig, TrainingError, TrainingStopped, train
+from pruning.checkpoint import CheckpointError, checkpoint_path
+from worker.heartbeat import Heartbeat
+from worker.jobs import cancel_queued_job, claim_job, finish_job, requeue_job
+from worker.writer import EventWriter
+
+log = logging.getLogger(__name__)
+
+
+def run_job(job_id: int, *, settings: Settings, beat: Heartbeat,
+            resend: Callable[[int], None]) -> str:
+    """Run one job to its end; returns the status it ended in ('skipped' when not claimed)."""
+    url = settings.resolved_database_url
+    if _worker_shutting_down():
+        # A stopping worker would claim the job only to hand it back at once, spending one of
+        # its attempts: put the message back untouched for the next worker instead.
+        raise Reject(f"worker shutting down; job {job_id} left for the next worker",
+                     requeue=True)
+    with session_scope(url) as session:
+        claim = claim_job(session, job_id, beat.worker_id)
+        cancelled = claim is None and cancel_queued_job(session, job_id)
+    if claim is None:
+        log.info("job %s not claimed (%s)", job_id,
+                 "cancelled before it started" if cancelled else "not queued")
+        return "cancelled" if cancelled else "skipped"
+    beat.set_job(job_id, claim.attempt)
+    try:
+        return _run_claimed(job_id, claim.attempt, claim.config, settings, beat, resend)
+    finally:
+        beat.clear_job()
+
+
+def job_config(values: dict[str, Any], settings: Settings, job_id: int,
+               device: str) -> TrainConfig:
+    """The job's config with what only the worker decides: where checkpoints go (never a path
+    from the user), the device, and the default dataset folder."""
+    values = dict(values)
+    values["checkpoint_dir"] = str(settings.resolved_artifact_dir / "jobs" / str(job_id)
+                                   / "checkpoints")
+    values["device"] = device
+    if not values.get("data_dir") and settings.dataset_dir is not None:
+        values["data_dir"] = str(settings.dataset_dir)
+    return TrainConfig.from_dict(values)
+
+
+def _run_claimed(job_id: int, attempt: int, values: dict[str, Any], settings: Settings,
+                 beat: Heartbeat, resend: Callable[[int], None]) -> str:
+    url = settings.resolved_database_url
+
+    def finish(status: str, message: str, **fields) -> str:
+        with session_scope(url) as session:
+            owned = finish_job(session, job_id, attempt, status, message, **fields)
+        return status if owned else "lost"
+
+    def stop_requested() -> bool:
+        return beat.should_stop() or _worker_shutting_down()
+
+    writer = None
+    try:
+        config = job_config(values, settings, job_id, beat.device)
+        checkpoint = checkpoint_path(config.checkpoint_dir)
+        writer = EventWriter(settings, job_id, attempt=attempt)
+        summary = train(config, writer, should_stop=stop_requested,
+                        resume_from=checkpoint if checkpoint.is_file() else None)
+    except TrainingStopped as stopped:
+        if not _close(writer, job_id):
+            return "lost"
+        if beat.lost():
+            log.warning("job %s was requeued while this worker ran it; dropped", job_id)
+            return "lost"
+        if beat.cancel_requested():
+            return finish("cancelled", f"cancelled on request ({stopped})")
+        return _hand_back(url, job_id, attempt, beat, resend)
+    except Exception as error:
+        # Not retried: a deterministic failure would fail again. Returning normally lets
+        # acks_late acknowledge the message.
+        message = _failure_message(error, device=beat.device)
+        log.error("job %s failed: %s", job_id, message, exc_info=not _expected(error))
+        if not _close(writer, job_id):
+            return "lost"
+        details = "" if _expected(error) else "\n" + traceback.format_exc()
+        return finish("failed", f"failed: {message}{details}", error=message, level="error")
+    except BaseException:
+        # Cold shutdown (WorkerTerminate, SystemExit, KeyboardInterrupt) inside the run.
+        _close(writer, job_id)
+        _hand_back(url, job_id, attempt, beat, resend)
+        raise
+    if not _close(writer, job_id):
+        return "lost"
+    return finish("succeeded", "succeeded", summary=_json_safe(summary))
+
+
+def _hand_back(url: str, job_id: int, attempt: int, beat: Heartbeat,
+               resend: Callable[[int], None]) -> str:
+    """The worker is shutting down mid-run: requeue the job from its last checkpoint now instead
+    of waiting for the reapers to time out."""
+    try:
+        with session_scope(url) as session:
+            owned = requeue_job(session, job_id, attempt,
+                                f"worker {beat.worker_id} shutting down; requeued from the last "
+                                f"checkpoint")
+        if owned:
+            resend(job_id)
+    except Exception:
+        log.exception("could not requeue job %s; the reapers will", job_id)
+        return "lost"
+    return "queued" if owned else "lost"
+
+
+def _close(writer: EventWriter | None, job_id: int) -> bool:
+    if writer is None:
+        return True
+    try:
+        writer.close()
+    except Exception:
+        log.exception("could not write the last metrics of job %s; the reapers will requeue it",
+                      job_id)
+        return False
+    return True
+
+
+def _worker_shutting_down() -> bool:
+    # Celery's warm shutdown (SIGTERM, first Ctrl-C) sets this flag and otherwise waits for the
+    # running task to finish, which for a training job may be hours away.
+    from celery.worker import state
+
+    return any(flag is not None and flag is not False
+               for flag in (state.should_stop, state.should_terminate))
+
+
+def _expected(error: Exception) -> bool:
+    return isinstance(error, ConfigError | CheckpointError | TrainingError
+                      | torch.cuda.OutOfMemoryError)
+
+
+def _failure_message(error: Exception, *, device: str) -> str:
+    if isinstance(error, ConfigError):
+        return f"invalid config: {error}"
+    if isinstance(error, CheckpointError):
+        return f"cannot resume from the last checkpoint: {error}"
+    if isinstance(error, TrainingError):
+        return str(error)
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        return (f"CUDA out of memory on {device}: {first_line}; lower batch_size or use "
+                f"a smaller model")
+    return f"{type(error).__name__}: {error}"
+
+
+def _json_safe(value: Any) -> Any:
+    # JSON has no NaN/Infinity, and PostgreSQL rejects them in JSON columns.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
