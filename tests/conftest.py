@@ -4,46 +4,21 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 
 import pytest
+from databases import migrate, temporary_postgres
 
-ROOT = Path(__file__).resolve().parents[1]
 # The machine's PostgreSQL (trust auth) and Redis; .ci/run starts them when they are down.
 PG_ADMIN_URL = os.environ.get("PRUNEBOARD_TEST_PG",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PRUNEBOARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
-def migrate(url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
-    config.set_main_option("sqlalchemy.url", url)
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
     """A fresh PostgreSQL database for this test session, dropped at the end."""
-    from sqlalchemy import create_engine, text
-
-    name = f"pruneboard_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    migrate(url)
-    yield url
-    from backend.db import get_engine
-
-    get_engine(url).dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with temporary_postgres(PG_ADMIN_URL) as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ are handed out as fixtures (``stack``, ``browser``, ``signed_in``, ``shot``, ``a
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from processes import stop_process_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -87,7 +87,7 @@ def stack(tmp_path_factory):
         yield {"url": url, "token": token, "data_dir": data_dir, "log": log_path,
                "db_url": f"sqlite:///{data_dir / 'pruneboard.db'}"}
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 def _healthy(url: str) -> bool:
@@ -95,17 +95,6 @@ def _healthy(url: str) -> bool:
         return httpx.get(f"{url}/api/v1/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _stop(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
 
 
 @pytest.fixture(scope="session")
@@ -174,13 +163,4 @@ def api(stack):
 
 @pytest.fixture(scope="session")
 def wait_until():
-    def wait(predicate, *, timeout: float, what: str, interval: float = 0.2):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-            time.sleep(interval)
-    return wait
+    return wait_for

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import stat
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from processes import stop_process_group
 
 from cli.main import main
 
@@ -47,7 +47,7 @@ def service(tmp_path_factory):
         token = (data_dir / "admin-token").read_text().strip()
         yield {"url": url, "token": token, "data_dir": data_dir, "log": log_path}
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 def _healthy(url: str) -> bool:
@@ -64,17 +64,6 @@ def _wait_for(check, process, log_path: Path, what: str, timeout_s: float) -> No
             pytest.fail(f"waited for {what}; `pruneboard up` log:\n"
                         f"{log_path.read_text()[-4000:]}")
         time.sleep(0.25)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
 
 
 def cli(service, *argv: str) -> int:

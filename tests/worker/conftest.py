@@ -14,13 +14,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from itertools import groupby
 from pathlib import Path
 
 import pytest
+from databases import temporary_postgres
+from processes import wait_for as _wait_for
 from sqlalchemy import insert, select
 
 from backend.db import get_engine
@@ -40,19 +41,6 @@ FAST_SETTINGS = {
     # Two cores shared with PostgreSQL and the test: torch's second thread only spins.
     "OMP_NUM_THREADS": "1",
 }
-
-
-def _wait_for(predicate: Callable[[], object], *, timeout: float, what: str,
-             details: Callable[[], str] = lambda: "") -> object:
-    """Poll until ``predicate()`` is truthy; fail naming what did not happen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{details()}")
-        time.sleep(0.1)
 
 
 class Db:
@@ -202,26 +190,9 @@ def private_postgres_url(postgres_url):
     """A database of this test's own. Every live worker reaps every lost job of its database
     (and re-sends it on its own queue), so a recovery test must not share one with workers of
     other tests."""
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import create_engine, text
-
-    name = f"pruneboard_test_{uuid.uuid4().hex[:10]}"
-    server = postgres_url.rsplit("/", 1)[0]
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = f"{server}/{name}"
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
-    config.set_main_option("sqlalchemy.url", url)
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
-    yield url
-    get_engine(url).dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    admin_url = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    with temporary_postgres(admin_url) as url:
+        yield url
 
 
 @pytest.fixture
