@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.models import SCOPES, ApiToken, utcnow
 
 SCOPE_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class TokenError(ValueError):
@@ -28,8 +31,11 @@ def create_token(session: Session, *, name: str, scope: str) -> str:
         raise TokenError(f"a token named {name!r} exists already")
     key, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
     token = f"pb_{key}_{secret}"
-    session.add(ApiToken(key=key, name=name, scope=scope, token_hash=_digest(token)))
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent create of the same name loses cleanly
+            session.add(ApiToken(key=key, name=name, scope=scope, token_hash=_digest(token)))
+    except IntegrityError:
+        raise TokenError(f"a token named {name!r} exists already") from None
     return token
 
 
@@ -40,7 +46,13 @@ def verify_token(session: Session, token: str) -> ApiToken | None:
     record = session.scalar(select(ApiToken).where(ApiToken.key == parts[1]))
     if record is None or not hmac.compare_digest(record.token_hash, _digest(token)):
         return None
-    record.last_used_at = utcnow()
+    now = utcnow()
+    last = record.last_used_at
+    # At most once a minute: otherwise every read (each SSE connect) becomes a write, which on
+    # SQLite competes with the workers' metric inserts for the one writer lock.
+    if last is None or now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo)) > \
+            LAST_USED_RESOLUTION:
+        record.last_used_at = now
     return record
 
 

@@ -15,8 +15,10 @@ import torch
 from pruning.config import TrainConfig
 
 FORMAT = 1
-# Fields that change only logging or where files go; every other field must match on resume.
-_RESUMABLE_CHANGES = {"log_interval", "checkpoint_interval", "checkpoint_dir", "epochs"}
+# Fields that change only logging, where files are, or the hardware (a requeued job may resume
+# on a worker with another device or dataset folder); every other field must match on resume.
+_RESUMABLE_CHANGES = {"log_interval", "checkpoint_interval", "checkpoint_dir", "epochs",
+                      "device", "data_dir"}
 
 
 class CheckpointError(ValueError):

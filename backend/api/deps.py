@@ -52,7 +52,8 @@ def _caller(request: Request, session: SessionDep) -> ApiToken:
     record = verify_token(session, token)
     if record is None:
         raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
-    session.commit()  # last_used_at
+    if session.dirty:
+        session.commit()  # last_used_at moved on
     return record
 
 

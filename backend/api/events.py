@@ -48,9 +48,11 @@ async def job_events(
         with session_scope(url) as session:
             return service.current_cursor(session)
 
+    sent_logs: deque[int] = deque(maxlen=2 * service.LOOKBACK)
+
     def poll(cursor: service.Cursor):
         with session_scope(url) as session:
-            updates = service.job_updates(session, job_id, cursor)
+            updates = service.job_updates(session, job_id, cursor, set(sent_logs))
             current = session.get(Job, job_id)
             status = JobOut.of(current).model_dump(mode="json") if current else None
             logs = [LogOut.model_validate(line).model_dump(mode="json") for line in updates.logs]
@@ -58,6 +60,9 @@ async def job_events(
 
     async def stream() -> AsyncIterator[str]:
         cursor = await run_in_threadpool(start)
+        # Lines just behind the starting cursor were seen already (history, or before the
+        # reconnect): mark them sent so that the look-back does not repeat them.
+        sent_logs.extend(range(max(cursor.log - service.LOOKBACK, 0) + 1, cursor.log + 1))
         first, idle = True, 0.0
         while not await request.is_disconnected():
             updates, status, logs = await run_in_threadpool(poll, cursor)
@@ -68,6 +73,7 @@ async def job_events(
             if updates.points:
                 yield sse("metrics", {"points": updates.points}, event_id)
             for line in logs:
+                sent_logs.append(line["id"])
                 yield sse("log", line, event_id)
             if updates.changed or first:
                 yield sse("status", status, event_id)
@@ -109,10 +115,13 @@ async def _list_stream(request: Request, settings: Settings, last_event_id: str 
             return service.newest_change_id(session)
 
     # Change rows of different workers may commit out of id order: re-read a window behind
-    # the cursor and skip what was already sent, so a late commit is not lost.
-    lookback, sent = 200, deque(maxlen=2000)
-    cursor = int(last_event_id) if (last_event_id or "").isdigit() else await run_in_threadpool(
-        newest)
+    # the cursor and skip what was already sent, so a late commit is not lost. Ids up to the
+    # starting cursor count as sent: they are history, or came before a reconnect.
+    lookback = service.LOOKBACK
+    cursor = service.parse_change_id(last_event_id)
+    if cursor is None:
+        cursor = await run_in_threadpool(newest)
+    sent = deque(range(max(cursor - lookback, 0) + 1, cursor + 1), maxlen=10 * lookback)
     idle = 0.0
     while not await request.is_disconnected():
         changes = [c for c in await run_in_threadpool(_read_list_updates, url,

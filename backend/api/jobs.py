@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response
@@ -71,8 +72,9 @@ def retry_job(job: OwnedJobDep, session: SessionDep, settings: SettingsDep) -> A
 @router.delete("/{job_id}", status_code=204)
 def delete_job(job: OwnedJobDep, session: SessionDep, settings: SettingsDep) -> Response:
     try:
-        service.delete_job(session, job, settings.resolved_artifact_dir)
+        artifacts = service.delete_job(session, job, settings.resolved_artifact_dir)
     except service.IllegalTransition as error:
         raise HTTPException(409, str(error)) from None
     session.commit()
+    shutil.rmtree(artifacts, ignore_errors=True)
     return Response(status_code=204)

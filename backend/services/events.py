@@ -8,6 +8,7 @@ because ids only grow.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -15,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from backend.models import Job, JobChange, JobLog, MetricPoint
 
-_CURSOR = re.compile(r"^m(\d+)\.l(\d+)\.c(\d+)$")
+_CURSOR = re.compile(r"m([0-9]{1,18})\.l([0-9]{1,18})\.c([0-9]{1,18})")
+_CHANGE_ID = re.compile(r"[0-9]{1,18}")
 BATCH = 5000
 
 
@@ -30,8 +32,12 @@ class Cursor:
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor | None:
-        match = _CURSOR.match(text or "")
+        match = _CURSOR.fullmatch(text or "")
         return cls(*map(int, match.groups())) if match else None
+
+
+def parse_change_id(text: str | None) -> int | None:
+    return int(text) if text and _CHANGE_ID.fullmatch(text) else None
 
 
 def current_cursor(session: Session) -> Cursor:
@@ -49,18 +55,24 @@ class JobUpdates:
     changed: bool
 
 
-def job_updates(session: Session, job_id: int, after: Cursor) -> JobUpdates:
+# Rows of different writers (the API's "cancel requested", a worker's lines) can commit out of
+# id order; re-reading this many ids behind the cursor, minus those sent, keeps late ones.
+LOOKBACK = 200
+
+
+def job_updates(session: Session, job_id: int, after: Cursor,
+                sent_logs: Collection[int] = ()) -> JobUpdates:
     points = session.execute(
         select(MetricPoint.id, MetricPoint.key, MetricPoint.step, MetricPoint.value)
         .where(MetricPoint.job_id == job_id, MetricPoint.id > after.metric)
         .order_by(MetricPoint.id).limit(BATCH)).all()
-    logs = list(session.scalars(select(JobLog).where(JobLog.job_id == job_id,
-                                                     JobLog.id > after.log)
-                                .order_by(JobLog.id).limit(BATCH)))
+    logs = [line for line in session.scalars(
+        select(JobLog).where(JobLog.job_id == job_id, JobLog.id > after.log - LOOKBACK)
+        .order_by(JobLog.id).limit(BATCH)) if line.id not in sent_logs]
     last_change = session.scalar(select(func.max(JobChange.id))
                                  .where(JobChange.job_id == job_id, JobChange.id > after.change))
     cursor = Cursor(points[-1].id if points else after.metric,
-                    logs[-1].id if logs else after.log,
+                    max([after.log, *(line.id for line in logs)]),
                     last_change or after.change)
     return JobUpdates(cursor=cursor,
                       points=[{"key": p.key, "step": p.step, "value": p.value} for p in points],

@@ -3,15 +3,23 @@ transaction, and enqueues only after its commit."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.models import FINISHED, Job, JobChange, JobLog, JobTag, MetricPoint, utcnow
+from backend.models import (
+    FINISHED,
+    Job,
+    JobChange,
+    JobLog,
+    JobTag,
+    MetricPoint,
+    MetricRollup,
+    utcnow,
+)
 
 
 class IllegalTransition(Exception):
@@ -74,13 +82,19 @@ def request_cancel(session: Session, job: Job) -> Job:
     worker stops at the next step, keeping the metrics so far."""
     if job.status in FINISHED:
         raise IllegalTransition(f"job {job.id} is already {job.status}")
-    job.cancel_requested = True
-    if job.status == "queued":
-        job.status = "cancelled"
-        job.finished_at = utcnow()
+    # Conditional, because a worker may claim the job between our read and this write.
+    cancelled = session.execute(
+        update(Job).where(Job.id == job.id, Job.status == "queued")
+        .values(status="cancelled", cancel_requested=True, finished_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount
+    session.refresh(job)
+    if cancelled:
         record_change(session, job, note="cancelled before it started")
-    else:
+    elif job.status == "running":
+        job.cancel_requested = True
         add_log(session, job.id, "cancel requested")
+    else:
+        raise IllegalTransition(f"job {job.id} is already {job.status}")
     return job
 
 
@@ -96,14 +110,19 @@ def retry_job(session: Session, job: Job) -> Job:
     return job
 
 
-def delete_job(session: Session, job: Job, artifact_dir: Path) -> None:
-    if job.status == "running":
+def delete_job(session: Session, job: Job, artifact_dir: Path) -> Path:
+    """Delete the job's rows; returns its artifact folder, for the caller to remove once the
+    deletion is committed (files cannot be rolled back)."""
+    # Conditional, because a worker may claim a queued job between our read and this write.
+    deleted = session.execute(delete(Job).where(Job.id == job.id, Job.status != "running")
+                              .execution_options(synchronize_session=False)).rowcount
+    if not deleted:
         raise IllegalTransition(f"job {job.id} is running; cancel it first")
-    # Bulk deletes: a job may own millions of metric points; ORM cascades would load them.
-    for table in (MetricPoint, JobLog, JobChange, JobTag):
+    # Bulk deletes: a job may own millions of metric points, which have no foreign key.
+    for table in (MetricPoint, MetricRollup, JobLog, JobChange, JobTag):
         session.execute(delete(table).where(table.job_id == job.id))
-    session.delete(job)
-    shutil.rmtree(job_artifacts(artifact_dir, job.id), ignore_errors=True)
+    session.expunge(job)
+    return job_artifacts(artifact_dir, job.id)
 
 
 def job_artifacts(artifact_dir: Path, job_id: int) -> Path:

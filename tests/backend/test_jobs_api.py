@@ -122,3 +122,37 @@ def test_config_spec_lists_client_fields_only(client, make_token):
     assert fields["epochs"]["low"] == 1 and fields["method"]["choices"] == ["sgd", "grda",
                                                                                "sdprun"]
     assert "checkpoint_dir" not in fields
+
+
+def test_cancel_and_delete_see_a_claim_made_after_they_read_the_job(client, make_token,
+                                                                     settings):
+    from sqlalchemy import update
+
+    from backend.services import jobs as service
+
+    job_id = client.post(JOBS, headers=make_token(), json={"epochs": 1}).json()["id"]
+    url = settings.resolved_database_url
+    with session_scope(url) as session:
+        stale = session.get(Job, job_id)  # read while queued ...
+        with session_scope(url) as worker:  # ... then a worker claims it
+            worker.execute(update(Job).where(Job.id == job_id).values(status="running"))
+        service.request_cancel(session, stale)
+        assert stale.status == "running" and stale.cancel_requested
+        try:
+            service.delete_job(session, stale, settings.resolved_artifact_dir)
+        except service.IllegalTransition as error:
+            assert "is running" in str(error)
+        else:
+            raise AssertionError("deleted a running job")
+
+
+def test_malformed_stream_cursors_start_from_now(client, make_token, settings):
+    headers = make_token()
+    job_id = client.post(JOBS, headers=headers, json={"epochs": 1}).json()["id"]
+    client.post(f"{JOBS}/{job_id}/cancel", headers=headers)
+    for params, extra in (({"after": "m99999999999999999999.l0.c0"}, {}),
+                          ({}, {"Last-Event-ID": "\u00b2".encode("latin-1")})):
+        with client.stream("GET", f"{JOBS}/{job_id}/events", params=params,
+                           headers={**headers, **extra}) as response:
+            kinds = [line for line in response.iter_lines() if line.startswith("event:")]
+        assert kinds == ["event: status", "event: end"]

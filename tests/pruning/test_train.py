@@ -127,3 +127,11 @@ def test_setup_errors_name_the_field():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="device: cuda was asked for"):
             train(TrainConfig(**{**SMALL, "device": "cuda"}))
+
+
+def test_a_requeued_job_may_resume_on_another_device_or_data_folder(tmp_path):
+    collect(TrainConfig(**{**SMALL, "epochs": 1}, checkpoint_dir=str(tmp_path), device="auto"))
+    moved = TrainConfig(**SMALL, checkpoint_dir=str(tmp_path), device="cpu",
+                        data_dir=str(tmp_path))
+    events, _ = collect(moved, resume_from=tmp_path)
+    assert events[0]["step"] == events[0]["steps_per_epoch"]
