@@ -10,16 +10,12 @@ are handed out as fixtures (``stack``, ``browser``, ``signed_in``, ``shot``, ``a
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from processes import stop_process_group, wait_for
+from embedded import running_up
+from processes import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,47 +50,12 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    """`pruneboard up` on a free port with its own data folder; the whole process group is
-    stopped at the end (the API and its worker)."""
-    folder = tmp_path_factory.mktemp("browser-stack")
-    data_dir, log_path = folder / "data", folder / "up.log"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNEBOARD_")}
-    # Two cores shared by the API, the worker, Chromium and the test: torch's extra threads
-    # would only spin against them.
-    env.update(OMP_NUM_THREADS="1")
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "up", "--port", str(port), "--data-dir",
-             str(data_dir)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while not _healthy(url) or not (data_dir / "admin-token").is_file():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"`pruneboard up` did not come up:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.25)
-        token = (data_dir / "admin-token").read_text().strip()
-        yield {"url": url, "token": token, "data_dir": data_dir, "log": log_path,
-               "db_url": f"sqlite:///{data_dir / 'pruneboard.db'}"}
-    finally:
-        stop_process_group(process)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/v1/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    """`pruneboard up` with its own data folder. Two cores are shared by the API, the worker,
+    Chromium and the test: torch's extra threads would only spin against them."""
+    with running_up(tmp_path_factory.mktemp("browser-stack"), OMP_NUM_THREADS="1") as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

@@ -4,66 +4,22 @@ file-system broker, driven by the CLI commands against its URL."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import stat
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
-import httpx
 import pytest
-from processes import stop_process_group
+from embedded import free_port, running_up
 
 from cli.main import main
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL_JOB = {"model": "mlp", "mlp_widths": [32, 16], "epochs": 3}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("up")
-    data_dir, log_path = folder / "data", folder / "up.log"
-    port = free_port()
-    # Only the embedded defaults: no database or broker URL from the caller's environment.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNEBOARD_")}
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "up", "--port", str(port), "--data-dir",
-             str(data_dir)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(lambda: _healthy(url), process, log_path, "the API to answer /healthz", 120)
-        token = (data_dir / "admin-token").read_text().strip()
-        yield {"url": url, "token": token, "data_dir": data_dir, "log": log_path}
-    finally:
-        stop_process_group(process)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/v1/healthz", timeout=2).json() == {"status": "ok"}
-    except httpx.HTTPError:
-        return False
-
-
-def _wait_for(check, process, log_path: Path, what: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"waited for {what}; `pruneboard up` log:\n"
-                        f"{log_path.read_text()[-4000:]}")
-        time.sleep(0.25)
+    with running_up(tmp_path_factory.mktemp("up")) as stack:
+        yield stack
 
 
 def cli(service, *argv: str) -> int:
