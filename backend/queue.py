@@ -15,13 +15,14 @@ def broker_options(settings: Settings) -> dict:
     """Broker settings shared by the API's producer and the workers."""
     url = settings.resolved_broker_url
     if url.startswith("filesystem"):
+        # Producer and consumer share one folder: what one writes out the other reads in.
         queue = settings.broker_dir / "queue"
         control = settings.broker_dir / "control"
         for folder in (queue, control):
             folder.mkdir(parents=True, exist_ok=True)
         return {"data_folder_in": str(queue), "data_folder_out": str(queue),
                 "control_folder": str(control)}
-    if url.startswith(("redis", "rediss")):
+    if url.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://")):
         return {"visibility_timeout": settings.visibility_timeout_s}
     return {}
 

@@ -13,37 +13,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+import databases  # noqa: E402  (tests/support: one place for throwaway databases)
+
 PG_ADMIN_URL = os.environ.get("PRUNEBOARD_BENCH_PG",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 @contextmanager
 def temporary_postgres() -> Iterator[str]:
-    """A new, migrated database, dropped afterwards."""
-    from alembic import command
-    from alembic.config import Config
-
-    name = f"pruneboard_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        config = Config(str(ROOT / "alembic.ini"))
-        config.set_main_option("sqlalchemy.url", url)
-        config.attributes["configure_logger"] = False
-        command.upgrade(config, "head")
+    """A new, migrated database, dropped afterwards (the tests' own helper)."""
+    with databases.temporary_postgres(PG_ADMIN_URL) as url:
         yield url
-    finally:
-        from backend.db import get_engine
-
-        get_engine(url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager

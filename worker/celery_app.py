@@ -12,11 +12,10 @@ import threading
 
 from celery import Celery, bootsteps
 
+from backend.queue import RUN_JOB_TASK, broker_options
 from backend.settings import Settings
 from worker import tasks
 from worker.heartbeat import Heartbeat
-
-TASK_NAME = "pruneboard.run_job"
 
 
 class PruneboardCelery(Celery):
@@ -24,7 +23,7 @@ class PruneboardCelery(Celery):
 
     def enqueue(self, job_id: int) -> None:
         # By name, like the API does: the message is the same whoever sends it.
-        self.send_task(TASK_NAME, args=[job_id], queue=self.settings.queue_name)
+        self.send_task(RUN_JOB_TASK, args=[job_id], queue=self.settings.queue_name)
 
     def heartbeat(self) -> Heartbeat:
         """This process's heartbeat, created on first use. Keyed by pid: a forked child (a prefork
@@ -60,7 +59,7 @@ def make_celery(settings: Settings) -> PruneboardCelery:
     app = PruneboardCelery("pruneboard", broker=broker, set_as_current=False)
     app.settings = settings
     app.conf.update(
-        broker_transport_options=_transport_options(settings, broker),
+        broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.queue_name,
         task_acks_late=True,
@@ -77,7 +76,7 @@ def make_celery(settings: Settings) -> PruneboardCelery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
 
-    @app.task(name=TASK_NAME, ignore_result=True, acks_late=True)
+    @app.task(name=RUN_JOB_TASK, ignore_result=True, acks_late=True)
     def run_job(job_id: int) -> str:
         beat = app.heartbeat()
         beat.start()  # already running under the solo pool; a prefork child starts its own
@@ -85,19 +84,3 @@ def make_celery(settings: Settings) -> PruneboardCelery:
 
     app.steps["worker"].add(HeartbeatStep)
     return app
-
-
-def _transport_options(settings: Settings, broker: str) -> dict:
-    if broker.startswith("filesystem://"):
-        # Producer and consumer share one folder: what one writes out the other reads in.
-        queue_dir = settings.broker_dir / "queue"
-        control_dir = settings.broker_dir / "control"
-        queue_dir.mkdir(parents=True, exist_ok=True)
-        control_dir.mkdir(parents=True, exist_ok=True)
-        return {"data_folder_in": str(queue_dir), "data_folder_out": str(queue_dir),
-                "control_folder": str(control_dir)}
-    if broker.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://")):
-        # Redis redelivers an unacknowledged message after this long, even to a second worker
-        # while the first still trains; keep it above the longest job (see the README).
-        return {"visibility_timeout": settings.visibility_timeout_s}
-    return {}
