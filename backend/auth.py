@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.models import SCOPES, ApiToken, utcnow
+from backend.models import SCOPES, ApiToken, as_utc, utcnow
 
 SCOPE_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -50,8 +50,7 @@ def verify_token(session: Session, token: str) -> ApiToken | None:
     last = record.last_used_at
     # At most once a minute: otherwise every read (each SSE connect) becomes a write, which on
     # SQLite competes with the workers' metric inserts for the one writer lock.
-    if last is None or now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo)) > \
-            LAST_USED_RESOLUTION:
+    if last is None or now - as_utc(last) > LAST_USED_RESOLUTION:
         record.last_used_at = now
     return record
 

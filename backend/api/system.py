@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from backend.api.deps import COOKIE_NAME, Admin, Reader, SessionDep, SettingsDep
 from backend.auth import TokenError, create_token, verify_token
 from backend.job_spec import SERVER_FIELDS, load_spec
-from backend.models import Worker, utcnow
+from backend.models import Worker, as_utc, utcnow
 from backend.schemas import IdentityOut, SessionIn, TokenIn, TokenOut, WorkerOut
 
 router = APIRouter()
@@ -37,7 +37,7 @@ def list_workers(session: SessionDep, _: Reader) -> Any:
     workers = session.scalars(select(Worker).order_by(Worker.id)).all()
     return [WorkerOut(**{c: getattr(w, c) for c in (
         "id", "host", "device", "gpu_name", "gpu_memory_mb", "current_job_id", "heartbeat_at")},
-        heartbeat_age_s=(now - _aware(w.heartbeat_at)).total_seconds()) for w in workers]
+        heartbeat_age_s=(now - as_utc(w.heartbeat_at)).total_seconds()) for w in workers]
 
 
 @router.post("/session", response_model=IdentityOut, tags=["auth"])
@@ -73,8 +73,3 @@ def make_token(body: TokenIn, session: SessionDep, _: Admin) -> Any:
                                    "message": str(error)}]) from None
     session.commit()
     return {"name": body.name, "scope": body.scope, "token": token}
-
-
-def _aware(moment):
-    # SQLite returns naive datetimes; everything stored is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
