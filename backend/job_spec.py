@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model,
 
 SPEC_PATH = Path(__file__).with_name("job_config_spec.json")
 # Set by the worker, never by a client: paths on the worker host.
-SERVER_FIELDS = {"checkpoint_dir"}
+SERVER_FIELDS = {"checkpoint_dir", "export_dir"}
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool,
           "list[int]": list[int], "list[float]": list[float], "list[str]": list[str]}
 
@@ -52,15 +52,17 @@ class _JobBase(BaseModel):
 
 def _field(spec: dict[str, Any]):
     kind = _TYPES[spec["type"]]
+    is_list = spec["type"].startswith("list[")
     if spec["choices"]:
-        kind = Literal[tuple(spec["choices"])]
+        choice = Literal[tuple(spec["choices"])]
+        kind = list[choice] if is_list else choice
     allowed = allowed_range(spec)
     constraints: dict[str, Any] = {"description": f"{spec['help']} ({allowed})" if allowed
                                    else spec["help"]}
     bounds = {}
     if spec["low"] is not None:
         bounds = {"gt" if spec["open_low"] else "ge": spec["low"], "le": spec["high"]}
-    if spec["type"].startswith("list["):
+    if is_list:
         if bounds:
             kind = list[Annotated[_TYPES[spec["type"][5:-1]], Field(**bounds)]]
         constraints["max_length"] = 64
@@ -82,10 +84,22 @@ def _only_for_method(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+def _requires(value: Any, info: ValidationInfo) -> Any:
+    spec = spec_by_name()[info.field_name]
+    rule = spec["requires"]
+    other = info.data.get(rule["field"])
+    if value != spec["default"] and other is not None and other not in rule["one_of"]:
+        raise ValueError(f"needs {rule['field']} to be one of {', '.join(rule['one_of'])} "
+                         f"(it is {other}); leave {info.field_name} at {spec['default']}")
+    return value
+
+
 @lru_cache
 def job_create_model() -> type[_JobBase]:
     specs = [spec for spec in load_spec() if spec["name"] not in SERVER_FIELDS]
     restricted = [spec["name"] for spec in specs if spec.get("only_for_method")]
-    validators = {"only_for_method": field_validator(*restricted)(_only_for_method)}
+    cross_field = [spec["name"] for spec in specs if spec.get("requires")]
+    validators = {"only_for_method": field_validator(*restricted)(_only_for_method),
+                  "requires": field_validator(*cross_field)(_requires)}
     fields = {spec["name"]: _field(spec) for spec in specs}
     return create_model("JobCreate", __base__=_JobBase, __validators__=validators, **fields)

@@ -18,7 +18,8 @@ FORMAT = 1
 # Fields that change only logging, where files are, or the hardware (a requeued job may resume
 # on a worker with another device or dataset folder); every other field must match on resume.
 _RESUMABLE_CHANGES = {"log_interval", "checkpoint_interval", "checkpoint_dir", "epochs",
-                      "device", "data_dir"}
+                      "device", "data_dir", "valley_interval", "analyses", "compact",
+                      "export_dir"}
 
 
 class CheckpointError(ValueError):
@@ -30,7 +31,8 @@ def checkpoint_path(directory: str | Path) -> Path:
 
 
 def save_checkpoint(directory: str | Path, *, config: TrainConfig, step: int, model, optimizer,
-                    loss_sum: torch.Tensor, loss_count: int) -> Path:
+                    loss_sum: torch.Tensor, loss_count: int, extra: dict | None = None) -> Path:
+    """``extra`` holds more state dicts (the SGD twin's, a pruning method's), kept by name."""
     path = checkpoint_path(directory)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -43,6 +45,7 @@ def save_checkpoint(directory: str | Path, *, config: TrainConfig, step: int, mo
         "loss_count": loss_count,
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        **(extra or {}),
     }
     # Write then rename, so a crash mid-write never leaves a truncated "last" checkpoint.
     tmp = path.with_suffix(".tmp")

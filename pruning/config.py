@@ -18,6 +18,8 @@ from pruning.models import MODEL_NAMES as MODELS
 METHODS = ("sgd", "grda", "sdprun")
 SCHEDULES = ("constant", "step", "cosine", "grda-paper")
 DEVICES = ("auto", "cpu", "cuda")
+REFERENCES = ("none", "sgd")
+ANALYSES = ("linear", "bezier", "hessian", "plane")
 _NEEDS_DATA_DIR = ("mnist", "cifar10", "cifar100")
 
 
@@ -72,6 +74,17 @@ class TrainConfig:
     synthetic_classes: int = _f(10, "classes of the synthetic dataset", low=2, high=1000)
     synthetic_size: int = _f(2048, "training samples of the synthetic dataset", low=8,
                              high=10_000_000)
+    reference: str = _f("none", "also train a plain SGD twin from the same initial weights, seed, "
+                        "minibatch order and schedule, for the loss-valley analysis",
+                        choices=REFERENCES)
+    valley_interval: int = _f(0, "epochs between live valley checks: train loss on the line "
+                              "from the twin to the current weights (0: off; needs the twin)",
+                              low=0, high=10_000)
+    analyses: tuple[str, ...] = _f(("linear", "hessian", "plane"), "loss-valley analyses run "
+                                   "when a job with a twin ends", items=str, choices=ANALYSES)
+    compact: bool = _f(True, "at the end, remove the pruned groups physically and measure the "
+                             "small network's size, latency and accuracy")
+    export_dir: str | None = _f(None, "folder for the exported small model (none: no export)")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -84,6 +97,12 @@ class TrainConfig:
         if self.dataset in _NEEDS_DATA_DIR and not self.data_dir:
             raise ConfigError("data_dir", f"dataset {self.dataset} is read from a folder; pass "
                                           f"its path (nothing is downloaded)")
+        if self.reference != "none" and self.method == self.reference:
+            raise ConfigError("reference", f"the job itself trains with {self.method}; a twin "
+                                           f"needs a pruning method")
+        if self.valley_interval and self.reference == "none":
+            raise ConfigError("valley_interval", "the live valley check compares with the twin; "
+                                                 "set reference to sgd or valley_interval to 0")
         if self.dataset == "synthetic" and len(self.synthetic_shape) != 3:
             raise ConfigError("synthetic_shape", "must be three numbers C,H,W")
 
@@ -121,8 +140,18 @@ def config_spec() -> list[dict[str, Any]]:
             "high": meta["high"],
             "open_low": meta["open_low"],
             "only_for_method": "sgd" if f.name in ("momentum", "weight_decay") else None,
+            "requires": _requires(f.name),
         })
     return spec
+
+
+def _requires(name: str) -> dict[str, Any] | None:
+    """Cross-field rules the API checks too: a non-default value needs ``field`` in ``one_of``."""
+    if name == "reference":
+        return {"field": "method", "one_of": [m for m in METHODS if m != "sgd"]}
+    if name == "valley_interval":
+        return {"field": "reference", "one_of": [r for r in REFERENCES if r != "none"]}
+    return None
 
 
 def describe_range(f: dataclasses.Field) -> str:
@@ -193,7 +222,11 @@ def _check_sequence(f: dataclasses.Field, value: Any) -> tuple:
     if item_type is str:
         if not all(isinstance(v, str) for v in value):
             raise ConfigError(f.name, "must be a list of strings")
-        return tuple(value)
+        choices = f.metadata["choices"]
+        for i, v in enumerate(value):
+            if choices and v not in choices:
+                raise ConfigError(f"{f.name}[{i}]", f"must be {describe_range(f)}, got {v!r}")
+        return tuple(dict.fromkeys(value))
     kind = "int" if item_type is int else "float"
     return tuple(_check_number(f, v, name=f"{f.name}[{i}]", kind=kind)
                  for i, v in enumerate(value))

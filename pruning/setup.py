@@ -13,9 +13,11 @@ from torch import nn
 from pruning.config import ConfigError, TrainConfig
 from pruning.data import Dataset, DatasetError, load_dataset
 from pruning.groups import GroupStructure, build_groups
+from pruning.methods import Method, make_method
 from pruning.metrics import CostModel
 from pruning.models import ModelError, build_model
 from pruning.optim import GRDA, SDprun
+from pruning.reference import Twin, make_twin
 
 
 @dataclass
@@ -30,6 +32,8 @@ class Job:
     batch_size: int
     steps_per_epoch: int
     autocast: Callable[[], AbstractContextManager]
+    twin: Twin | None = None
+    method: Method | None = None  # set by prepare(); the hooks need the finished Job
 
     @property
     def total_steps(self) -> int:
@@ -60,7 +64,7 @@ def prepare(config: TrainConfig) -> Job:
     structure = build_groups(model, exclude=config.exclude)
     cost = CostModel(model, structure, data.input_shape)
     use_amp = config.amp and device.type == "cuda"
-    return Job(
+    job = Job(
         config=config, device=device, data=data, model=model, structure=structure, cost=cost,
         optimizer=make_optimizer(config, model, structure),
         batch_size=config.batch_size,
@@ -68,7 +72,10 @@ def prepare(config: TrainConfig) -> Job:
         steps_per_epoch=train_size // config.batch_size,
         autocast=partial(torch.autocast, "cuda", dtype=torch.bfloat16) if use_amp
         else nullcontext,
+        twin=make_twin(model, config.lr) if config.reference == "sgd" else None,
     )
+    job.method = make_method(job)
+    return job
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module,

@@ -10,6 +10,13 @@ and ``step``, the number of completed optimizer steps):
 - ``eval`` at every epoch end: test_loss, test_accuracy (and test_top5 with more than 10 classes).
 - ``checkpoint``: path.  ``error``: message (the run then raises).  ``end``: summary.
 
+With ``reference="sgd"`` an SGD twin trains in lock-step on the same minibatches
+(``pruning.reference``): train events add reference_train_loss, eval events reference_test_loss
+and reference_test_accuracy, and every ``valley_interval`` epochs a ``valley`` event carries the
+train loss on the line from the twin to the current weights (``pruning.valley_monitor``). With
+``compact`` the run ends with a ``compact`` event (``pruning.job_end``): the physically smaller
+network's size, latency and accuracy, and one ``artifact`` event per exported file.
+
 On the CPU the same config gives bit-identical metrics, and resuming from a checkpoint continues
 bit-identically: data order and augmentation are functions of (seed, epoch, step).
 """
@@ -28,9 +35,12 @@ from pruning.checkpoint import load_checkpoint, restore_rng, save_checkpoint
 from pruning.config import TrainConfig
 from pruning.data import augment_batch
 from pruning.evaluate import evaluate
+from pruning.job_end import finish_events
 from pruning.metrics import sparsity_metrics
+from pruning.reference import step_model
 from pruning.schedules import learning_rate
 from pruning.setup import Job, prepare
+from pruning.valley_monitor import valley_event
 
 EventSink = Callable[[dict], None]
 
@@ -48,14 +58,20 @@ def train(config: TrainConfig, on_event: EventSink | None = None, *,
           should_stop: Callable[[], bool] | None = None) -> dict:
     emit = on_event or (lambda event: None)
     job = prepare(config)
-    start_step, loss_sum, loss_count = 0, torch.zeros((), device=job.device), 0
+    start_step, loss_count = 0, 0
+    loss_sum = torch.zeros(2, device=job.device)  # [run, twin] since the last train event
     if resume_from is not None:
         payload = load_checkpoint(resume_from, config)
         job.model.load_state_dict(payload["model"])
         job.optimizer.load_state_dict(payload["optimizer"])
+        if job.twin is not None:
+            job.twin.load_state_dict(payload)
+        job.method.load_state_dict(payload.get("method", {}))
         restore_rng(payload)
         start_step = payload["step"]
-        loss_sum, loss_count = payload["loss_sum"].to(job.device), payload["loss_count"]
+        # Broadcast: checkpoints from before the twin existed hold a single running sum.
+        loss_sum = payload["loss_sum"].to(job.device) * torch.ones(2, device=job.device)
+        loss_count = payload["loss_count"]
     emit({"type": "start", "step": start_step, "config": config.to_dict(),
           "total_steps": job.total_steps, "steps_per_epoch": job.steps_per_epoch,
           "device": str(job.device), "dense_params": job.cost.dense_params,
@@ -69,12 +85,11 @@ def train(config: TrainConfig, on_event: EventSink | None = None, *,
         if order is None or position == 0:
             order = _epoch_order(config.seed, epoch, len(job.data.train_y), job.device)
         lr = _set_learning_rate(job, step)
-        loss = _train_step(job, order, step, position)
-        loss_sum += loss.detach().float()
+        loss_sum += _train_step(job, order, step, position)
         loss_count += 1
         done = step + 1
         if done % config.log_interval == 0 or done == job.total_steps:
-            mean_loss = (loss_sum / loss_count).item()
+            mean_loss, reference_loss = (loss_sum / loss_count).tolist()
             loss_sum.zero_()
             loss_count = 0
             if not math.isfinite(mean_loss):
@@ -82,40 +97,63 @@ def train(config: TrainConfig, on_event: EventSink | None = None, *,
                            f"rate (lr={config.lr})")
                 emit({"type": "error", "step": done, "message": message})
                 raise TrainingError(message)
+            twin = {"reference_train_loss": reference_loss} if job.twin else {}
             emit({"type": "train", "step": done, "epoch": epoch, "train_loss": mean_loss,
                   "lr": lr, "threshold": _threshold(job.optimizer),
-                  "elapsed_s": time.perf_counter() - started,
+                  "elapsed_s": time.perf_counter() - started, **twin, **job.method.metrics(),
                   **sparsity_metrics(job.structure, job.cost)})
         epoch_end = done % job.steps_per_epoch == 0
         if epoch_end:
             last_eval = evaluate(job.model, job.data, job.device, job.autocast)
-            emit({"type": "eval", "step": done, "epoch": epoch, **last_eval})
+            emit({"type": "eval", "step": done, "epoch": epoch, **last_eval,
+                  **_twin_eval(job)})
+            if config.valley_interval and (epoch + 1) % config.valley_interval == 0:
+                emit(valley_event(job, done, epoch))
         if config.checkpoint_dir and (epoch_end or (config.checkpoint_interval
                                                     and done % config.checkpoint_interval == 0)):
+            extra = {"method": job.method.state_dict(),
+                     **(job.twin.state_dict() if job.twin else {})}
             path = save_checkpoint(config.checkpoint_dir, config=config, step=done,
                                    model=job.model, optimizer=job.optimizer,
-                                   loss_sum=loss_sum, loss_count=loss_count)
+                                   loss_sum=loss_sum, loss_count=loss_count, extra=extra)
             emit({"type": "checkpoint", "step": done, "path": str(path)})
         if should_stop is not None and should_stop():
             raise TrainingStopped(f"stopped on request after step {done}")
     if not last_eval:  # resumed at the very end: nothing ran, but the summary needs accuracy
         last_eval = evaluate(job.model, job.data, job.device, job.autocast)
     summary = _summary(job, last_eval, time.perf_counter() - started)
+    for event in finish_events(job, last_eval):
+        summary.update(event.pop("summary", {}))
+        emit(event)
     emit({"type": "end", "step": job.total_steps, "summary": summary})
     return summary
 
 
 def _train_step(job: Job, order: torch.Tensor, step: int, position: int) -> torch.Tensor:
+    """One step of the run (and of its twin, on the very same batch): their detached losses."""
     batch = order[position * job.batch_size:(position + 1) * job.batch_size]
     inputs, targets = job.data.train_x[batch], job.data.train_y[batch]
     if job.data.augment:
         inputs = augment_batch(inputs, _generator(job.config.seed, step))
+    job.method.before_forward(step)
     with job.autocast():
         loss = F.cross_entropy(job.model(inputs), targets)
     job.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    job.method.before_step(step)
     job.optimizer.step()
-    return loss
+    job.method.after_step(step)
+    twin_loss = (step_model(job.twin.model, job.twin.optimizer, inputs, targets, job.autocast)
+                 if job.twin else loss)
+    return torch.stack([loss.detach().float(), twin_loss.detach().float()])
+
+
+def _twin_eval(job: Job) -> dict:
+    if job.twin is None:
+        return {}
+    result = evaluate(job.twin.model, job.data, job.device, job.autocast)
+    return {"reference_test_loss": result["test_loss"],
+            "reference_test_accuracy": result["test_accuracy"]}
 
 
 def _epoch_order(seed: int, epoch: int, size: int, device: torch.device) -> torch.Tensor:
@@ -131,7 +169,8 @@ def _set_learning_rate(job: Job, step: int) -> float:
     config = job.config
     lr = learning_rate(config.schedule, config.lr, step, job.total_steps,
                        config.lr_milestones, config.lr_gamma)
-    for group in job.optimizer.param_groups:
+    optimizers = [job.optimizer] + ([job.twin.optimizer] if job.twin else [])
+    for group in (g for optimizer in optimizers for g in optimizer.param_groups):
         group["lr"] = lr
     return lr
 

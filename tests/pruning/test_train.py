@@ -8,7 +8,7 @@ from pruning.checkpoint import CheckpointError
 from pruning.schedules import learning_rate
 
 SMALL = dict(model="mlp", dataset="digits", mlp_widths=(32, 16), epochs=3, batch_size=64,
-             log_interval=5, lr=0.5, c=0.02)
+             log_interval=5, lr=0.5, c=0.02, compact=False)
 
 
 def collect(config, **kwargs):

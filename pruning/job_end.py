@@ -1,0 +1,31 @@
+"""What a run reports after its last step: the physically smaller network, and its files.
+
+With ``compact`` the pruned groups are removed for real (``pruning.compact``); the ``compact``
+event holds the dense and compact size, measured latency and the compact network's accuracy, and
+its ``summary`` part goes into the run's summary. With ``export_dir`` the compact network is
+written there (safetensors + JSON architecture, TorchScript, ONNX when available) and each file
+is announced by an ``artifact`` event with its SHA-256.
+"""
+
+from __future__ import annotations
+
+from pruning.setup import Job
+
+
+def finish_events(job: Job, last_eval: dict) -> list[dict]:
+    config = job.config
+    if not config.compact:
+        return []
+    from pruning.compact import compact, compact_report, export_compact  # TODO: top-level
+    step = job.total_steps
+    input_shape = tuple(job.data.input_shape)
+    report = compact_report(job.model, job.structure, job.data, device=job.device,
+                            input_shape=input_shape)
+    events = [{"type": "compact", "step": step, **report,
+               "summary": {"compact_params": report["compact_params"],
+                           "compact_test_accuracy": report["compact_test_accuracy"]}}]
+    if config.export_dir:
+        small = compact(job.model, job.structure, input_shape=input_shape)
+        for artifact in export_compact(small, config.export_dir, input_shape=input_shape):
+            events.append({"type": "artifact", "step": step, **artifact})
+    return events

@@ -1,0 +1,37 @@
+"""The live valley check: is the current iterate still in the twin's valley?
+
+Every ``valley_interval`` epochs the train loss is measured at evenly spaced points on the line
+from the SGD twin's weights (t = 0) to the run's current weights (t = 1), with BatchNorm
+statistics re-estimated at each point. A flat line means both iterates sit in one valley; a bump
+(the barrier) means pruning has pushed the run over a ridge. The check uses a fixed subset of the
+training set, so it costs a few forward passes, and it draws no random numbers, so a run with the
+check is bit-identical to one without.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from pruning.setup import Job
+
+MONITOR_POINTS = 11
+MONITOR_SAMPLES = 2048
+
+
+def valley_event(job: Job, step: int, epoch: int) -> dict:
+    from pruning.valley import linear_path_losses  # TODO: top-level
+
+    inputs, targets = job.data.train_x[:MONITOR_SAMPLES], job.data.train_y[:MONITOR_SAMPLES]
+    scratch = copy.deepcopy(job.model)
+    was_training = job.model.training
+    try:
+        losses = linear_path_losses(scratch, job.twin.model.state_dict(),
+                                    job.model.state_dict(), inputs, targets,
+                                    points=MONITOR_POINTS, batch_size=512)
+    finally:
+        job.model.train(was_training)
+    t = torch.linspace(0, 1, MONITOR_POINTS).tolist()
+    return {"type": "valley", "step": step, "epoch": epoch, "t": t, "train_loss": losses,
+            "barrier": max(losses) - max(losses[0], losses[-1])}

@@ -1,0 +1,75 @@
+"""The SGD twin: same initial weights, same minibatches in the same order, same schedule."""
+
+import importlib
+
+import pytest
+import torch
+
+from pruning import ConfigError, TrainConfig, TrainingStopped, train
+
+# `pruning.train` is also the name of the function the package exports.
+train_module = importlib.import_module("pruning.train")
+RUN = dict(model="mlp", dataset="digits", mlp_widths=(32, 16), epochs=3, batch_size=64,
+           log_interval=5, lr=0.5, c=0.02, compact=False, schedule="step")
+
+
+def collect(config, **kwargs):
+    events = []
+    summary = train(config, events.append, **kwargs)
+    return events, summary
+
+
+def test_the_twin_sees_the_same_minibatches_in_the_same_order(monkeypatch):
+    seen = {"run": [], "twin": []}
+    prepare = train_module.prepare
+
+    def recording_prepare(config):
+        job = prepare(config)
+        for name, model in (("run", job.model), ("twin", job.twin.model)):
+            def record(module, args, name=name):
+                if module.training:
+                    seen[name].append(args[0].clone())
+            model.register_forward_pre_hook(record)
+        return job
+
+    monkeypatch.setattr(train_module, "prepare", recording_prepare)
+    train(TrainConfig(**RUN, reference="sgd"))
+    assert len(seen["run"]) == len(seen["twin"]) == 3 * (1437 // 64)
+    assert all(torch.equal(a, b) for a, b in zip(seen["run"], seen["twin"], strict=True))
+    # Distinct batches, not one batch repeated.
+    assert not torch.equal(seen["run"][0], seen["run"][1])
+
+
+def test_the_twin_follows_exactly_a_separate_sgd_run():
+    events, _ = collect(TrainConfig(**RUN, reference="sgd"))
+    sgd_events, sgd_summary = collect(TrainConfig(**{**RUN, "method": "sgd"}))
+    twin_losses = [e["reference_train_loss"] for e in events if e["type"] == "train"]
+    sgd_losses = [e["train_loss"] for e in sgd_events if e["type"] == "train"]
+    assert twin_losses == pytest.approx(sgd_losses, rel=1e-6)
+    twin_accuracy = [e["reference_test_accuracy"] for e in events if e["type"] == "eval"]
+    assert twin_accuracy == [e["test_accuracy"] for e in sgd_events if e["type"] == "eval"]
+    # The pruned run itself is unchanged by training a twin beside it.
+    alone, _ = collect(TrainConfig(**RUN))
+    assert ([e["train_loss"] for e in events if e["type"] == "train"]
+            == [e["train_loss"] for e in alone if e["type"] == "train"])
+
+
+def test_a_run_with_a_twin_resumes_bit_identically(tmp_path):
+    config = TrainConfig(**RUN, reference="sgd", checkpoint_dir=str(tmp_path))
+    full, _ = collect(config)
+    steps = iter(range(10_000))
+    with pytest.raises(TrainingStopped):
+        collect(config, should_stop=lambda: next(steps) == 30)
+    resumed, _ = collect(config, resume_from=tmp_path)
+    keys = ("train_loss", "reference_train_loss")
+    after = [[e[k] for k in keys] for e in full if e["type"] == "train" and e["step"] > 22]
+    assert [[e[k] for k in keys] for e in resumed if e["type"] == "train"] == after
+
+
+def test_twin_settings_are_checked():
+    with pytest.raises(ConfigError, match="reference"):
+        TrainConfig(method="sgd", reference="sgd")
+    with pytest.raises(ConfigError, match="valley_interval"):
+        TrainConfig(valley_interval=2)
+    with pytest.raises(ConfigError, match=r"analyses\[1\]"):
+        TrainConfig(analyses=("linear", "contour"))
