@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from backend.api import events, jobs, metrics, system
+from backend.api import analyses, events, jobs, metrics, system
 from backend.job_spec import SERVER_FIELDS, allowed_range, spec_by_name
 from backend.settings import Settings, get_settings
 
@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   openapi_url=f"{API_PREFIX}/openapi.json",
                   description="Structured-pruning jobs: submit, watch, compare.")
     app.state.settings = settings
-    for module in (jobs, metrics, events, system):
+    for module in (jobs, metrics, events, system, analyses):
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.middleware("http")(_limit_body(settings.max_body_bytes))

@@ -1,4 +1,5 @@
-"""Sending "run job N" to the workers, by task name: the API never imports the worker code."""
+"""Sending "run job N" (or "run analysis N") to the workers, by task name: the API never imports
+the worker code."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from celery import Celery
 from backend.settings import Settings
 
 RUN_JOB_TASK = "pruneboard.run_job"
+RUN_ANALYSIS_TASK = "pruneboard.run_analysis"
 
 
 def broker_options(settings: Settings) -> dict:
@@ -37,6 +39,15 @@ def _producer(broker_url: str, options_key: tuple) -> Celery:
 
 def enqueue_job(settings: Settings, job_id: int) -> None:
     """Call only after the job's row is committed, or a fast worker may not find it."""
+    _send(settings, RUN_JOB_TASK, job_id)
+
+
+def enqueue_analysis(settings: Settings, analysis_id: int) -> None:
+    """Call only after the analysis row is committed."""
+    _send(settings, RUN_ANALYSIS_TASK, analysis_id)
+
+
+def _send(settings: Settings, task: str, row_id: int) -> None:
     options = broker_options(settings)
     producer = _producer(settings.resolved_broker_url, tuple(sorted(options.items())))
-    producer.send_task(RUN_JOB_TASK, args=[job_id], queue=settings.queue_name)
+    producer.send_task(task, args=[row_id], queue=settings.queue_name)

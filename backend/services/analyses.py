@@ -1,0 +1,57 @@
+"""Loss-valley analyses: which job pairs may be compared, and the rows that track each run.
+Plain functions that never commit (see backend.services.jobs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.models import Analysis, Job
+from backend.services.jobs import IllegalTransition
+
+# Config fields that fix the network's shape: a reference must agree on all of them, or its
+# weights do not fit the pruned job's architecture.
+ARCHITECTURE_FIELDS = ("model", "dataset", "mlp_widths", "synthetic_shape", "synthetic_classes")
+
+
+class BadReference(ValueError):
+    """The reference job cannot be compared with this job (HTTP 422 on reference_job_id)."""
+
+
+def create_analysis(session: Session, job: Job, *, reference: Job | None,
+                    options: dict[str, Any]) -> Analysis:
+    """Queue an analysis of ``job`` against ``reference`` (None: the job's own SGD twin)."""
+    if job.status != "succeeded":
+        raise IllegalTransition(f"job {job.id} is {job.status}; analyses need a job that "
+                                f"succeeded")
+    if reference is None:
+        if job.config.get("reference", "none") == "none":
+            raise BadReference(f"job {job.id} trained no SGD twin (reference none); pass the id "
+                               f"of a finished job with the same model and dataset")
+    else:
+        check_reference(job, reference)
+    analysis = Analysis(job_id=job.id, reference_job_id=reference.id if reference else None,
+                        options=options, status="queued", progress=0.0, message="queued")
+    session.add(analysis)
+    session.flush()
+    return analysis
+
+
+def check_reference(job: Job, reference: Job) -> None:
+    if reference.id == job.id:
+        raise BadReference("a job cannot be its own reference")
+    if reference.status != "succeeded":
+        raise BadReference(f"job {reference.id} is {reference.status}; the reference must "
+                           f"have succeeded")
+    differing = [name for name in ARCHITECTURE_FIELDS
+                 if job.config.get(name) != reference.config.get(name)]
+    if differing:
+        raise BadReference(f"job {reference.id} differs from job {job.id} in "
+                           f"{', '.join(differing)}; the two networks must have the same shape")
+
+
+def list_analyses(session: Session, job_id: int) -> list[Analysis]:
+    return list(session.scalars(select(Analysis).where(Analysis.job_id == job_id)
+                                .order_by(Analysis.id)))
