@@ -99,7 +99,11 @@ def job_create_model() -> type[_JobBase]:
     specs = [spec for spec in load_spec() if spec["name"] not in SERVER_FIELDS]
     restricted = [spec["name"] for spec in specs if spec.get("only_for_method")]
     cross_field = [spec["name"] for spec in specs if spec.get("requires")]
-    validators = {"only_for_method": field_validator(*restricted)(_only_for_method),
-                  "requires": field_validator(*cross_field)(_requires)}
+    # field_validator needs at least one field name; a spec may have no rule of a kind.
+    validators = {}
+    if restricted:
+        validators["only_for_method"] = field_validator(*restricted)(_only_for_method)
+    if cross_field:
+        validators["requires"] = field_validator(*cross_field)(_requires)
     fields = {spec["name"]: _field(spec) for spec in specs}
     return create_model("JobCreate", __base__=_JobBase, __validators__=validators, **fields)

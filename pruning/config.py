@@ -15,7 +15,10 @@ from typing import Any
 from pruning.data import DATASET_NAMES as DATASETS
 from pruning.models import MODEL_NAMES as MODELS
 
-METHODS = ("sgd", "grda", "sdprun")
+METHODS = ("sgd", "grda", "sdprun", "l1-filter", "spp", "increg")
+# The literature's baselines (pruning.methods): SGD with momentum and weight decay plus masks.
+BASELINES = METHODS[3:]
+TARGETS = ("flops", "params")
 SCHEDULES = ("constant", "step", "cosine", "grda-paper")
 DEVICES = ("auto", "cpu", "cuda")
 REFERENCES = ("none", "sgd")
@@ -49,8 +52,23 @@ class TrainConfig:
                   low=0.0, high=1.0)
     mu: float = _f(0.6, "threshold exponent μ of grda/sdprun (larger prunes more)",
                    low=0.0, high=1.0, open_low=True)
-    momentum: float = _f(0.0, "momentum (sgd only)", low=0.0, high=0.999)
-    weight_decay: float = _f(0.0, "weight decay (sgd only)", low=0.0, high=0.1)
+    momentum: float = _f(0.0, "momentum (sgd and the baselines)", low=0.0, high=0.999)
+    weight_decay: float = _f(0.0, "weight decay (sgd and the baselines)", low=0.0, high=0.1)
+    target: str = _f("flops", "what a baseline's target_ratio removes", choices=TARGETS)
+    target_ratio: float = _f(0.5, "fraction of the dense FLOPs or params a baseline removes",
+                             low=0.0, high=0.99)
+    prune_start: float = _f(0.3, "fraction of the run at which a baseline starts pruning "
+                            "(dense training before)", low=0.0, high=1.0)
+    prune_end: float = _f(0.6, "fraction of the run by which a baseline reaches its target "
+                          "(fine-tuning after; equal to prune_start: one-shot)", low=0.0, high=1.0)
+    prune_interval: int = _f(10, "steps between a baseline's pruning decisions", low=1,
+                             high=1_000_000)
+    spp_increment: float = _f(0.05, "spp: largest change of a pruning probability per decision",
+                              low=0.0, high=1.0, open_low=True)
+    increg_increment: float = _f(0.1, "increg: largest change of a group's L2 penalty factor "
+                                 "per decision", low=0.0, high=100.0, open_low=True)
+    increg_target: float = _f(1.0, "increg: penalty factor at which a group is removed",
+                              low=0.0, high=1000.0, open_low=True)
     schedule: str = _f("constant", "learning-rate schedule", choices=SCHEDULES)
     lr_milestones: tuple[float, ...] = _f((0.5, 0.75), "fractions of the run where the step "
                                           "schedule multiplies lr by lr_gamma", low=0.0, high=1.0,
@@ -89,11 +107,15 @@ class TrainConfig:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, _check_field(f, getattr(self, f.name)))
-        if self.method != "sgd":
-            for name in ("momentum", "weight_decay"):
-                if getattr(self, name) != 0:
-                    raise ConfigError(name, f"applies only to method sgd; {self.method} is dual "
-                                            f"averaging without {name.replace('_', ' ')}")
+        for name, methods in _METHOD_FIELDS.items():
+            if self.method not in methods and getattr(self, name) != _default(name):
+                why = (f"dual averaging without {name.replace('_', ' ')}"
+                       if self.method in ("grda", "sdprun") else "does not use it")
+                raise ConfigError(name, f"applies only to method {', '.join(methods)}; "
+                                        f"{self.method} {why}")
+        if self.prune_end < self.prune_start:
+            raise ConfigError("prune_end", f"must be at least prune_start ({self.prune_start}), "
+                                           f"got {self.prune_end}")
         if self.dataset in _NEEDS_DATA_DIR and not self.data_dir:
             raise ConfigError("data_dir", f"dataset {self.dataset} is read from a folder; pass "
                                           f"its path (nothing is downloaded)")
@@ -139,14 +161,33 @@ def config_spec() -> list[dict[str, Any]]:
             "low": meta["low"],
             "high": meta["high"],
             "open_low": meta["open_low"],
-            "only_for_method": "sgd" if f.name in ("momentum", "weight_decay") else None,
+            "only_for_method": None,
             "requires": _requires(f.name),
         })
     return spec
 
 
+# Fields that only some methods read; any other method refuses a non-default value.
+_METHOD_FIELDS: dict[str, tuple[str, ...]] = {
+    "momentum": ("sgd", *BASELINES),
+    "weight_decay": ("sgd", *BASELINES),
+    **{name: BASELINES for name in ("target", "target_ratio", "prune_start", "prune_end",
+                                    "prune_interval")},
+    "spp_increment": ("spp",),
+    "increg_increment": ("increg",),
+    "increg_target": ("increg",),
+}
+
+
+def _default(name: str) -> Any:
+    f = TrainConfig.__dataclass_fields__[name]
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
 def _requires(name: str) -> dict[str, Any] | None:
     """Cross-field rules the API checks too: a non-default value needs ``field`` in ``one_of``."""
+    if name in _METHOD_FIELDS:
+        return {"field": "method", "one_of": list(_METHOD_FIELDS[name])}
     if name == "reference":
         return {"field": "method", "one_of": [m for m in METHODS if m != "sgd"]}
     if name == "valley_interval":

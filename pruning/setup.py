@@ -10,7 +10,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from pruning.config import ConfigError, TrainConfig
+from pruning.config import BASELINES, ConfigError, TrainConfig
 from pruning.data import Dataset, DatasetError, load_dataset
 from pruning.groups import GroupStructure, build_groups
 from pruning.methods import Method, make_method
@@ -80,7 +80,8 @@ def prepare(config: TrainConfig) -> Job:
 
 def make_optimizer(config: TrainConfig, model: nn.Module,
                    structure: GroupStructure) -> torch.optim.Optimizer:
-    if config.method == "sgd":
+    if config.method == "sgd" or config.method in BASELINES:
+        # One SGD for the whole run: the baselines prune with masks around its step.
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay)
     optimizer = {"grda": GRDA, "sdprun": SDprun}[config.method]

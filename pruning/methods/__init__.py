@@ -44,3 +44,7 @@ METHOD_CLASSES: dict[str, type[Method]] = {}
 
 def make_method(job: Job) -> Method:
     return METHOD_CLASSES.get(job.config.method, Method)(job)
+
+
+# Imported last: each module registers itself in METHOD_CLASSES and imports Method from here.
+from pruning.methods import l1_filter  # noqa: E402, F401
