@@ -84,6 +84,18 @@ class ApiClient:
         except httpx.TransportError as error:
             raise self._transport_error(error) from None
 
+    def iter_bytes(self, path: str) -> Iterator[tuple[httpx.Response, bytes]]:
+        """A file download in chunks, each with the response (for its headers)."""
+        try:
+            with self._http.stream("GET", path) as response:
+                if response.is_error:
+                    response.read()
+                    raise api_error(response)
+                for chunk in response.iter_bytes():
+                    yield response, chunk
+        except httpx.TransportError as error:
+            raise self._transport_error(error) from None
+
     def _transport_error(self, error: httpx.TransportError) -> UsageError:
         if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
             return UsageError(f"cannot reach the Pruneboard API at {self.url}: "

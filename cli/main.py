@@ -6,7 +6,9 @@ import argparse
 import sys
 
 from cli import (
+    analyze_command,
     config_spec_command,
+    export_command,
     jobs_commands,
     report_command,
     token_command,
@@ -28,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_commands.register(commands)
     watch_command.register(commands)
     report_command.register(commands)
+    analyze_command.register(commands)
+    export_command.register(commands)
     token_command.register(commands)
     worker_command.register(commands)
     return parser

@@ -2,13 +2,14 @@
 
 With ``compact`` the pruned groups are removed for real (``pruning.compact``); the ``compact``
 event holds the dense and compact size, measured latency and the compact network's accuracy, and
-its ``summary`` part goes into the run's summary. With ``export_dir`` the compact network is
+the run's summary keeps it under ``compact``. With ``export_dir`` the compact network is
 written there (safetensors + JSON architecture, TorchScript, ONNX when available) and each file
 is announced by an ``artifact`` event with its SHA-256.
 """
 
 from __future__ import annotations
 
+from pruning.compact import compact, compact_report, export_compact
 from pruning.setup import Job
 
 
@@ -16,14 +17,11 @@ def finish_events(job: Job, last_eval: dict) -> list[dict]:
     config = job.config
     if not config.compact:
         return []
-    from pruning.compact import compact, compact_report, export_compact  # TODO: top-level
     step = job.total_steps
     input_shape = tuple(job.data.input_shape)
     report = compact_report(job.model, job.structure, job.data, device=job.device,
                             input_shape=input_shape)
-    events = [{"type": "compact", "step": step, **report,
-               "summary": {"compact_params": report["compact_params"],
-                           "compact_test_accuracy": report["compact_test_accuracy"]}}]
+    events = [{"type": "compact", "step": step, **report, "summary": {"compact": report}}]
     if config.export_dir:
         small = compact(job.model, job.structure, input_shape=input_shape)
         for artifact in export_compact(small, config.export_dir, input_shape=input_shape):

@@ -12,26 +12,19 @@ from __future__ import annotations
 
 import copy
 
-import torch
-
 from pruning.setup import Job
+from pruning.valley import linear_path_losses
 
 MONITOR_POINTS = 11
 MONITOR_SAMPLES = 2048
 
 
 def valley_event(job: Job, step: int, epoch: int) -> dict:
-    from pruning.valley import linear_path_losses  # TODO: top-level
-
     inputs, targets = job.data.train_x[:MONITOR_SAMPLES], job.data.train_y[:MONITOR_SAMPLES]
-    scratch = copy.deepcopy(job.model)
-    was_training = job.model.training
-    try:
-        losses = linear_path_losses(scratch, job.twin.model.state_dict(),
-                                    job.model.state_dict(), inputs, targets,
-                                    points=MONITOR_POINTS, batch_size=512)
-    finally:
-        job.model.train(was_training)
-    t = torch.linspace(0, 1, MONITOR_POINTS).tolist()
+    # A scratch copy: the path evaluation overwrites the weights and BatchNorm statistics.
+    losses = linear_path_losses(copy.deepcopy(job.model), job.twin.model.state_dict(),
+                                job.model.state_dict(), inputs, targets,
+                                points=MONITOR_POINTS, batch_size=512)
+    t = [i / (MONITOR_POINTS - 1) for i in range(MONITOR_POINTS)]
     return {"type": "valley", "step": step, "epoch": epoch, "t": t, "train_loss": losses,
             "barrier": max(losses) - max(losses[0], losses[-1])}

@@ -1,4 +1,5 @@
-"""The Celery app: broker settings, the ``pruneboard.run_job`` task, and the heartbeat's lifecycle.
+"""The Celery app: broker settings, the ``pruneboard.run_job`` and ``pruneboard.run_analysis``
+tasks, and the heartbeat's lifecycle.
 
 The broker only carries "run job N" (JSON, no result backend). ``task_acks_late`` with a prefetch
 of one means a message is acknowledged only when its job ended, and a worker never holds a second
@@ -12,9 +13,9 @@ import threading
 
 from celery import Celery, bootsteps
 
-from backend.queue import RUN_JOB_TASK, broker_options
+from backend.queue import RUN_ANALYSIS_TASK, RUN_JOB_TASK, broker_options
 from backend.settings import Settings
-from worker import tasks
+from worker import analyses, tasks
 from worker.heartbeat import Heartbeat
 
 
@@ -81,6 +82,12 @@ def make_celery(settings: Settings) -> PruneboardCelery:
         beat = app.heartbeat()
         beat.start()  # already running under the solo pool; a prefork child starts its own
         return tasks.run_job(int(job_id), settings=settings, beat=beat, resend=app.enqueue)
+
+    @app.task(name=RUN_ANALYSIS_TASK, ignore_result=True, acks_late=True)
+    def run_analysis(analysis_id: int) -> str:
+        beat = app.heartbeat()
+        beat.start()
+        return analyses.run_analysis(int(analysis_id), settings=settings, beat=beat)
 
     app.steps["worker"].add(HeartbeatStep)
     return app

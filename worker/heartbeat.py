@@ -4,9 +4,11 @@ Every ``heartbeat_interval_s`` the thread
 - upserts this worker's ``workers`` row (what the API's worker list shows),
 - touches ``heartbeat_at`` of the job it runs and reads that job's ``cancel_requested``: the
   training loop's ``should_stop`` then only reads a flag, never the database;
+- touches ``heartbeat_at`` of the loss-valley analysis it runs, if any;
 - reaps: jobs still 'running' whose heartbeat is older than ``heartbeat_timeout_s`` lost their
   worker (killed, machine gone); they are requeued from their last checkpoint, or failed once
-  they used ``max_attempts``, and their task is re-sent after the commit (worker.jobs).
+  they used ``max_attempts``, and their task is re-sent after the commit (worker.jobs). Lost
+  analyses are failed (they are cheap to start again).
 
 Every worker reaps, so recovery needs no scheduler of its own: any live worker notices a dead one.
 """
@@ -24,9 +26,9 @@ from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.db import session_scope
-from backend.models import Job, Worker, utcnow
+from backend.models import Analysis, Job, Worker, utcnow
 from backend.settings import Settings
-from worker.jobs import reap_lost_jobs
+from worker.jobs import reap_lost_analyses, reap_lost_jobs
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class Heartbeat:
         self._resend = resend
         self._gpu_name, self._gpu_memory_mb = _gpu_info(self.device)
         self._job: tuple[int, int] | None = None  # (job id, attempt)
+        self._analysis: int | None = None
         self._cancel = threading.Event()
         self._lost = threading.Event()
         self._stopping = threading.Event()
@@ -105,6 +108,12 @@ class Heartbeat:
     def clear_job(self) -> None:
         self._job = None
 
+    def set_analysis(self, analysis_id: int) -> None:
+        self._analysis = analysis_id
+
+    def clear_analysis(self) -> None:
+        self._analysis = None
+
     def cancel_requested(self) -> bool:
         return self._cancel.is_set()
 
@@ -117,7 +126,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         now = utcnow()
-        job = self._job
+        job, analysis = self._job, self._analysis
         with session_scope(self._url) as session:
             insert = (postgresql.insert if session.bind.dialect.name == "postgresql"
                       else sqlite.insert)
@@ -128,6 +137,11 @@ class Heartbeat:
                         gpu_name=self._gpu_name, gpu_memory_mb=self._gpu_memory_mb,
                         started_at=now, **values)
                 .on_conflict_do_update(index_elements=["id"], set_=values))
+            if analysis is not None:
+                session.execute(update(Analysis).where(Analysis.id == analysis,
+                                                       Analysis.status == "running")
+                                .values(heartbeat_at=now)
+                                .execution_options(synchronize_session=False))
             if job is None:
                 return
             cancel = session.execute(
@@ -150,6 +164,7 @@ class Heartbeat:
         with session_scope(self._url) as session:
             reaped = reap_lost_jobs(session, timeout_s=settings.heartbeat_timeout_s,
                                     max_attempts=settings.max_attempts)
+            reap_lost_analyses(session, timeout_s=settings.heartbeat_timeout_s)
             cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
             session.execute(delete(Worker).where(Worker.heartbeat_at < cutoff))
         for job in reaped:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import case, func, insert, or_, update
 from sqlalchemy.orm import Session
 
-from backend.models import Job, JobChange, JobLog, utcnow
+from backend.models import Analysis, Job, JobChange, JobLog, utcnow
 
 
 @dataclass(frozen=True)
@@ -150,3 +150,16 @@ def reap_lost_jobs(session: Session, *, timeout_s: float, max_attempts: int) -> 
                     level="warning" if row.status != "cancelled" else "info")
         reaped.append(Reaped(row.id, row.status, row.attempt, row.worker_id))
     return reaped
+
+
+def reap_lost_analyses(session: Session, *, timeout_s: float) -> int:
+    """Fail analyses whose worker stopped beating (nothing of them was stored; a POST starts
+    them again)."""
+    cutoff = utcnow() - timedelta(seconds=timeout_s)
+    message = "the worker running this analysis was lost; start it again"
+    return session.execute(
+        update(Analysis)
+        .where(Analysis.status == "running",
+               or_(Analysis.heartbeat_at.is_(None), Analysis.heartbeat_at < cutoff))
+        .values(status="failed", error=message, message=message, finished_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount

@@ -19,6 +19,10 @@ import torch
 from celery.exceptions import Reject
 
 from backend.db import session_scope
+from backend.models import Job
+from backend.queue import enqueue_analysis
+from backend.services.analyses import create_analysis
+from backend.services.artifacts import export_dir
 from backend.settings import Settings
 from pruning import ConfigError, TrainConfig, TrainingError, TrainingStopped, train
 from pruning.checkpoint import CheckpointError, checkpoint_path
@@ -54,11 +58,12 @@ def run_job(job_id: int, *, settings: Settings, beat: Heartbeat,
 
 def job_config(values: dict[str, Any], settings: Settings, job_id: int,
                device: str) -> TrainConfig:
-    """The job's config with what only the worker decides: where checkpoints go (never a path
-    from the user), the device, and the default dataset folder."""
+    """The job's config with what only the worker decides: where checkpoints and the exported
+    model go (never a path from the user), the device, and the default dataset folder."""
     values = dict(values)
     values["checkpoint_dir"] = str(settings.resolved_artifact_dir / "jobs" / str(job_id)
                                    / "checkpoints")
+    values["export_dir"] = str(export_dir(settings.resolved_artifact_dir, job_id))
     values["device"] = device
     if not values.get("data_dir") and settings.dataset_dir is not None:
         values["data_dir"] = str(settings.dataset_dir)
@@ -109,7 +114,23 @@ def _run_claimed(job_id: int, attempt: int, values: dict[str, Any], settings: Se
         raise
     if not _close(writer, job_id):
         return "lost"
-    return finish("succeeded", "succeeded", summary=_json_safe(summary))
+    status = finish("succeeded", "succeeded", summary=json_safe(summary))
+    if status == "succeeded" and config.reference != "none" and config.analyses:
+        _start_analysis(settings, job_id, list(config.analyses))
+    return status
+
+
+def _start_analysis(settings: Settings, job_id: int, kinds: list[str]) -> None:
+    """A job with a twin gets its loss-valley analysis queued as soon as it succeeds."""
+    try:
+        with session_scope(settings.resolved_database_url) as session:
+            job = session.get(Job, job_id)
+            analysis_id = create_analysis(session, job, reference=None,
+                                          options={"kinds": kinds}).id
+        enqueue_analysis(settings, analysis_id)
+    except Exception:
+        # The job itself succeeded; the analysis can be started from the API or dashboard.
+        log.exception("could not start the loss-valley analysis of job %s", job_id)
 
 
 def _hand_back(url: str, job_id: int, attempt: int, beat: Heartbeat,
@@ -169,12 +190,12 @@ def _failure_message(error: Exception, *, device: str) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     # JSON has no NaN/Infinity, and PostgreSQL rejects them in JSON columns.
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value

@@ -20,20 +20,27 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from backend.db import get_engine, session_scope
-from backend.models import Job, JobChange, JobLog, utcnow
+from backend.models import Artifact, Job, JobChange, JobLog, utcnow
 from backend.services.ingest import insert_points
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Every run's series; train and eval events may carry more (the SGD twin's reference_* losses,
+# a baseline method's own numbers), and every finite number in them is stored the same way.
 TRAIN_KEYS = ("train_loss", "lr", "threshold", "weight_sparsity", "group_sparsity",
               "remaining_params", "remaining_flops", "norm_ratio")
 EVAL_KEYS = ("test_loss", "test_accuracy", "test_top5")
 LAYER_PREFIX = "layer_group_sparsity/"
+# The live valley check: its barrier, and the loss at each t of the latest line (one series per
+# t, so the latest curve is read from the job's latest values).
+VALLEY_BARRIER = "valley_barrier"
+VALLEY_PREFIX = "valley_path/"
+_NOT_SERIES = {"type", "step", "epoch", "elapsed_s"}
 
 
 class EventWriter:
@@ -60,6 +67,7 @@ class EventWriter:
         self._flush_lock = threading.Lock()  # batches are written in order, one at a time
         self._points: list[tuple] = []
         self._logs: list[tuple[str, str]] = []
+        self._artifacts: list[dict[str, Any]] = []
         self._job_values: dict[str, Any] = {}
         self._step: int | None = None
         with get_engine(self._url).connect() as connection:
@@ -80,15 +88,26 @@ class EventWriter:
         scalars: dict[str, Any] = {}
         sync = False
         if kind == "train":
-            scalars = {k: event[k] for k in TRAIN_KEYS if k in event}
+            scalars = _series(event)
             points = list(scalars.items())
             points += [(LAYER_PREFIX + layer, value)
                        for layer, value in event.get("layer_group_sparsity", {}).items()]
             sync = self._checkpoint_follows(step, last_event=False)
         elif kind == "eval":
-            scalars = {k: event[k] for k in EVAL_KEYS if k in event}
+            scalars = _series(event)
             points = list(scalars.items())
             sync = self._checkpoint_follows(step, last_event=True)
+        elif kind == "valley":
+            scalars = {VALLEY_BARRIER: event["barrier"]}
+            scalars.update({f"{VALLEY_PREFIX}{t:.2f}": loss
+                            for t, loss in zip(event["t"], event["train_loss"], strict=True)})
+            points = list(scalars.items())
+        elif kind == "compact":
+            self._add_log("info", _compact_line(event))
+        elif kind == "artifact":
+            with self._buffer:
+                self._artifacts.append({k: event[k] for k in ("format", "sha256", "bytes")}
+                                       | {"name": event["path"]})
         elif kind == "start":
             self._on_start(event)
             sync = True
@@ -100,7 +119,7 @@ class EventWriter:
         rows = [(key, step, float(value), now) for key, value in points if _finite(value)]
         with self._buffer:
             self._points.extend(rows)
-            if kind in ("train", "eval"):
+            if kind in ("train", "eval", "valley"):
                 self._step = step
                 self._latest.update({k: v for k, v in scalars.items() if _finite(v)})
                 if "epoch" in event:
@@ -117,18 +136,22 @@ class EventWriter:
         with self._flush_lock:
             with self._buffer:
                 points, logs, job_values = self._points, self._logs, self._job_values
+                artifacts = self._artifacts
                 self._points, self._logs, self._job_values = [], [], {}
+                self._artifacts = []
                 step, latest = self._step, dict(self._latest)
                 self._last_flush = time.monotonic()
-            if not (points or logs or job_values):
+            if not (points or logs or job_values or artifacts):
                 return
             try:
                 with session_scope(self._url) as session:
                     self._write(session, points, logs, job_values, step, latest)
+                    self._write_artifacts(session, artifacts)
             except BaseException:
                 with self._buffer:
                     self._points[:0] = points
                     self._logs[:0] = logs
+                    self._artifacts[:0] = artifacts
                     self._job_values = {**job_values, **self._job_values}
                 raise
 
@@ -160,6 +183,15 @@ class EventWriter:
         if points and owned:
             session.execute(insert(JobChange).values(job_id=self.job_id, status="running",
                                                      step=step, latest=latest))
+
+    def _write_artifacts(self, session: Session, artifacts: list[dict[str, Any]]) -> None:
+        if not artifacts:
+            return
+        # A run that was requeued exports again: the newest file of a name wins.
+        names = [a["name"] for a in artifacts]
+        session.execute(delete(Artifact).where(Artifact.job_id == self.job_id,
+                                               Artifact.name.in_(names)))
+        session.execute(insert(Artifact), [{"job_id": self.job_id, **a} for a in artifacts])
 
     def _on_start(self, event: dict) -> None:
         with self._buffer:
@@ -213,6 +245,19 @@ class EventWriter:
                             exc_info=not failing)
                 failing = True
                 time.sleep(self._interval)
+
+
+def _series(event: dict) -> dict[str, float]:
+    return {k: v for k, v in event.items()
+            if k not in _NOT_SERIES and not isinstance(v, bool) and _finite(v)}
+
+
+def _compact_line(event: dict) -> str:
+    speedups = ", ".join(f"{row['device']} batch {row['batch_size']} {row['speedup']:.2f}×"
+                         for row in event.get("latency", []))
+    return (f"compact network: {event['compact_params']:,} of {event['dense_params']:,} params, "
+            f"test accuracy {event['compact_test_accuracy']:.4f}"
+            + (f"; measured speedup {speedups}" if speedups else ""))
 
 
 def _finite(value: Any) -> bool:

@@ -11,10 +11,6 @@ from sqlalchemy.orm import Session
 from backend.models import Artifact
 from backend.services.jobs import job_artifacts
 
-# Which files make up each export format (safetensors needs its JSON architecture beside it).
-FORMAT_FILES = {"safetensors": ("model.safetensors", "model.json"),
-                "torchscript": ("model.pt",), "onnx": ("model.onnx",)}
-
 
 class ArtifactChanged(Exception):
     """The file on disk is missing or no longer matches the SHA-256 recorded when it was made."""

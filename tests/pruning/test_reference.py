@@ -19,6 +19,11 @@ def collect(config, **kwargs):
     return events, summary
 
 
+def train_metrics(events):
+    return [{k: v for k, v in e.items() if k != "elapsed_s"} for e in events
+            if e["type"] == "train"]
+
+
 def test_the_twin_sees_the_same_minibatches_in_the_same_order(monkeypatch):
     seen = {"run": [], "twin": []}
     prepare = train_module.prepare
@@ -73,3 +78,20 @@ def test_twin_settings_are_checked():
         TrainConfig(valley_interval=2)
     with pytest.raises(ConfigError, match=r"analyses\[1\]"):
         TrainConfig(analyses=("linear", "contour"))
+
+
+def test_the_live_valley_check_measures_the_line_and_changes_nothing_else():
+    with_check, _ = collect(TrainConfig(**RUN, reference="sgd", valley_interval=1))
+    without, _ = collect(TrainConfig(**RUN, reference="sgd"))
+    valley = [e for e in with_check if e["type"] == "valley"]
+    assert [e["epoch"] for e in valley] == [0, 1, 2]
+    assert train_metrics(with_check) == train_metrics(without)
+    for event in valley:
+        assert event["t"][0] == 0 and event["t"][-1] == 1 and len(event["t"]) == 11
+        losses = event["train_loss"]
+        assert all(loss > 0 for loss in losses)
+        assert event["barrier"] == pytest.approx(max(losses) - max(losses[0], losses[-1]))
+    # t = 0 is the twin's weights: at the last check its loss is close to the twin's own
+    # train loss of that interval (a running mean, so not equal).
+    last_twin_loss = [e["reference_train_loss"] for e in with_check if e["type"] == "train"][-1]
+    assert valley[-1]["train_loss"][0] == pytest.approx(last_twin_loss, rel=0.5)
