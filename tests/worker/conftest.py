@@ -228,15 +228,16 @@ def settings_from(env: dict[str, str]) -> Settings:
 
 @pytest.fixture
 def enqueue():
-    """send_task("pruneboard.run_job", [id]) through an app built from the test's settings."""
+    """send_task("pruneboard.run_job", [id]) (or another task by name) through an app built from
+    the test's settings."""
     from worker.celery_app import make_celery
 
     apps = []
 
-    def send(env: dict[str, str], job_id: int) -> None:
+    def send(env: dict[str, str], row_id: int, task: str = "pruneboard.run_job") -> None:
         app = make_celery(settings_from(env))
         apps.append(app)
-        app.send_task("pruneboard.run_job", args=[job_id], queue=env["PRUNEBOARD_QUEUE_NAME"])
+        app.send_task(task, args=[row_id], queue=env["PRUNEBOARD_QUEUE_NAME"])
 
     yield send
     for app in apps:
