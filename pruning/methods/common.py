@@ -78,6 +78,16 @@ def rank_increment(ranks: torch.Tensor, n_prune: int, amplitude: float) -> torch
     return torch.where(r <= n_prune, rise(r), mirrored)
 
 
+def pick_to_prune(priority: torch.Tensor, ranks: torch.Tensor, count: int) -> torch.Tensor:
+    """Boolean mask of the ``count`` units of highest ``priority``; among equals the less
+    important (lower rank) goes first."""
+    by_rank = torch.sort(ranks, stable=True).indices
+    order = by_rank[torch.sort(-priority[by_rank], stable=True).indices]
+    prune = torch.zeros(len(ranks), dtype=torch.bool, device=ranks.device)
+    prune[order[:count]] = True
+    return prune
+
+
 def keep_counts(job: Job, ratio: float) -> list[int]:
     """Units to keep per layer so the same fraction stays in every layer and at least ``ratio``
     of the dense FLOPs (or params, per ``config.target``) is removed.
