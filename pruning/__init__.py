@@ -6,6 +6,7 @@ Usable from a notebook::
     summary = train(TrainConfig(model="mlp", dataset="digits", method="sdprun"), print)
 """
 
+from pruning.compact import compact, load_compact
 from pruning.config import ConfigError, TrainConfig
 from pruning.groups import GroupStructure, build_groups
 from pruning.optim import GRDA, SDprun
@@ -20,5 +21,7 @@ __all__ = [
     "TrainingError",
     "TrainingStopped",
     "build_groups",
+    "compact",
+    "load_compact",
     "train",
 ]
