@@ -85,6 +85,13 @@ export const jobMetrics = (id, { keys, maxPoints = 1000 } = {}) =>
 
 export const metricsCsvUrl = (id) => `${BASE}/jobs/${id}/metrics.csv`;
 
+// -- loss-valley analyses and the exported small model -----------------------------------------
+export const listAnalyses = (id) => request("GET", `/jobs/${id}/analyses`);
+/** body: {kinds?, reference_job_id?, points?, hessian_k?, plane_grid?, …}; 422 names the field. */
+export const startAnalysis = (id, body = {}) => request("POST", `/jobs/${id}/analyses`, { body });
+/** [{name, format, sha256, bytes, url}]: `url` downloads the file (checked server-side). */
+export const listArtifacts = (id) => request("GET", `/jobs/${id}/artifacts`);
+
 // -- event streams ----------------------------------------------------------------------------
 /**
  * Follow an SSE stream. `handlers` maps event names to callbacks taking parsed JSON, plus

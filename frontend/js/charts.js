@@ -28,7 +28,7 @@ export function mark(name) {
   if (trace()) trace().marks[name] = performance.now();
 }
 
-class Chart {
+export class Chart {
   // The title is HTML, not Plotly's: the legend gets the top row, clear of the x-axis title,
   // and the title stays readable when the chart shows a message instead.
   constructor(el, title, layout) {
@@ -96,7 +96,7 @@ class Chart {
 
 // Percent axes hold fractions in [0, 1]: autorange stays inside (a constant 0 or 1 would
 // otherwise span −100 %…100 % or 0…200 %), and "~" drops zeros (20 %, but 95.83 %).
-function axis(title, { percent = false, fromZero = false } = {}) {
+export function axis(title, { percent = false, fromZero = false } = {}) {
   return { title: { text: title }, tickformat: percent ? ".2~%" : undefined,
     autorangeoptions: percent ? { clipmin: 0, clipmax: 1.05 } : undefined,
     rangemode: fromZero ? "tozero" : undefined, automargin: false, zeroline: false };

@@ -1,5 +1,5 @@
 // Reading and checking one form field against its spec from GET /config-spec
-// ({name, type, nullable, default, help, choices, low, high, open_low, only_for_method}).
+// ({name, type, nullable, default, help, choices, low, high, open_low, requires}).
 // The checks mirror the API's, so most mistakes show at the field before a request; the API's
 // own 422 answer is still shown where it points, for whatever these do not catch.
 
@@ -34,13 +34,18 @@ function scalar(spec, text, kind) {
 export function parseField(spec, raw) {
   if (spec.type === "bool") return { value: Boolean(raw) };
   const text = String(raw).trim();
-  if (spec.choices) {
+  const isList = spec.type.startsWith("list[");
+  if (spec.choices && !isList) {
     return spec.choices.includes(text) ? { value: text } : { error: `choose ${allowedText(spec)}` };
   }
-  if (spec.type.startsWith("list[")) {
+  if (isList) {
     const kind = spec.type.slice(5, -1);
     const items = text.split(",").map((s) => s.trim()).filter(Boolean);
     if (items.length > 64) return { error: "at most 64 values" };
+    if (spec.choices) {
+      const bad = items.find((item) => !spec.choices.includes(item));
+      return bad === undefined ? { value: items } : { error: `“${bad}” is not ${allowedText(spec)}` };
+    }
     const values = [];
     for (const item of items) {
       const parsed = scalar(spec, item, kind);
@@ -55,6 +60,12 @@ export function parseField(spec, raw) {
   const parsed = scalar(spec, text, spec.type);
   if (parsed.error && allowedText(spec)) parsed.error += `; allowed ${allowedText(spec)}`;
   return parsed;
+}
+
+/** {field, one_of}: a non-default value of this field needs `field` in `one_of` (the API's rule). */
+export function requirement(spec) {
+  if (spec.requires) return spec.requires;
+  return spec.only_for_method ? { field: "method", one_of: [spec.only_for_method] } : null;
 }
 
 /** The job's own fields, which are not engine config: a label and tags. */

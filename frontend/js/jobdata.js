@@ -1,7 +1,7 @@
 // A job's series in the browser: loaded once (downsampled by the API), then grown from the event
 // stream. Arrays are appended to in place, so charts redraw without copying.
 
-import { LAYER_PREFIX } from "./series.js";
+import { LAYER_PREFIX, VALLEY_PREFIX } from "./series.js";
 
 // A live series longer than this is thinned to about half, keeping each bucket's min and max,
 // so a job that runs for days never makes the page slow (the API's first answer has ≤ 1,000).
@@ -50,6 +50,18 @@ export class SeriesStore {
     return [...this.series.keys()].filter((k) => k.startsWith(LAYER_PREFIX) && this.has(k))
       .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
   }
+}
+
+/** The newest live valley check as a path {t, train_loss, step}: each t is its own series
+ *  (valley_path/0.30), whose last point is the newest check; null before the first check. */
+export function latestValleyLine(store) {
+  const keys = [...store.series.keys()].filter((k) => k.startsWith(VALLEY_PREFIX) && store.has(k));
+  if (!keys.length) return null;
+  const rows = keys.map((k) => {
+    const s = store.get(k);
+    return { t: Number(k.slice(VALLEY_PREFIX.length)), loss: s.values[s.values.length - 1], step: s.steps[s.steps.length - 1] };
+  }).sort((a, b) => a.t - b.t);
+  return { t: rows.map((r) => r.t), train_loss: rows.map((r) => r.loss), step: Math.max(...rows.map((r) => r.step)) };
 }
 
 /** In place: keep the first and last point and the min and max of each of `buckets` buckets. */

@@ -8,7 +8,8 @@ export const PRESETS = [
     label: "Digits quick demo",
     about: "An MLP on scikit-learn's bundled 8×8 digits: runs in seconds on a CPU, no data files.",
     values: { name: "digits demo", model: "mlp", dataset: "digits", method: "sdprun",
-      mlp_widths: [300, 100], epochs: 20, lr: 0.1, c: 0.015, mu: 0.6, log_interval: 10 },
+      mlp_widths: [300, 100], epochs: 20, lr: 0.1, c: 0.015, mu: 0.6, log_interval: 10,
+      reference: "sgd", valley_interval: 5 },
   },
   {
     // The sDprun paper's headline setting (VGG16 with BatchNorm on CIFAR-10, 93.97 % without
@@ -36,6 +37,7 @@ export const SECTIONS = [
   ["Pruning and optimizer", ["lr", "c", "mu", "schedule", "lr_milestones", "lr_gamma", "momentum",
     "weight_decay"]],
   ["Run", ["epochs", "batch_size", "log_interval", "checkpoint_interval", "seed", "device", "amp"]],
+  ["Loss valley and small model", ["reference", "valley_interval", "analyses", "compact"]],
   ["Model and data details", ["mlp_widths", "exclude", "synthetic_shape", "synthetic_classes",
     "synthetic_size"]],
 ];

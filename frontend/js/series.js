@@ -4,6 +4,8 @@
 
 export const STEP_AXIS = "step (minibatches)";
 export const LAYER_PREFIX = "layer_group_sparsity/";
+// The live valley check: train loss at t on the line from the SGD twin (0) to the run (1).
+export const VALLEY_PREFIX = "valley_path/";
 
 export const SERIES = {
   train_loss: { label: "train loss", axis: "cross-entropy loss (nats)" },
@@ -17,6 +19,10 @@ export const SERIES = {
   threshold: { label: "threshold λₙ", axis: "λₙ (weight magnitude)" },
   lr: { label: "learning rate γ", axis: "γ (lr per step)" },
   norm_ratio: { label: "norm ratio ‖w‖₂/‖w‖₁", axis: "‖w‖₂ / ‖w‖₁ (ratio)" },
+  reference_train_loss: { label: "SGD twin train loss", axis: "cross-entropy loss (nats)" },
+  reference_test_loss: { label: "SGD twin test loss", axis: "cross-entropy loss (nats)" },
+  reference_test_accuracy: { label: "SGD twin test accuracy", axis: "test accuracy (%)", percent: true },
+  valley_barrier: { label: "barrier on the line twin → run", axis: "loss barrier (nats)" },
 };
 
 export function describe(key) {
@@ -28,13 +34,17 @@ export function describe(key) {
   return { label: key, axis: `${key} (value)` };
 }
 
-/** The charts of a job page: which series share an axis, and how it is titled. */
+/** The charts of a job page: which series share an axis, and how it is titled. `when(config)`
+ *  keeps a chart off the page of jobs that cannot have it. */
 export const JOB_CHARTS = [
-  { id: "loss", title: "Train and test loss", keys: ["train_loss", "test_loss"] },
-  { id: "accuracy", title: "Test accuracy", keys: ["test_accuracy", "test_top5"] },
+  { id: "loss", title: "Train and test loss", keys: ["train_loss", "test_loss", "reference_train_loss",
+    "reference_test_loss"] },
+  { id: "accuracy", title: "Test accuracy", keys: ["test_accuracy", "test_top5", "reference_test_accuracy"] },
   { id: "sparsity", title: "Weight and group sparsity", keys: ["weight_sparsity", "group_sparsity"] },
   { id: "remaining", title: "Remaining FLOPs and params", keys: ["remaining_flops", "remaining_params"] },
   // Two scales on one chart: λₙ grows while γ follows its schedule.
   { id: "threshold", title: "Threshold λₙ and learning rate γ", keys: ["threshold", "lr"], secondAxis: "lr",
     fromZero: true },
+  { id: "valley-barrier", title: "Live valley check: loss barrier between the SGD twin and the run",
+    keys: ["valley_barrier"], when: (config) => config.valley_interval > 0 },
 ];

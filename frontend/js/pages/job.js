@@ -3,10 +3,13 @@
 
 import * as api from "../api.js";
 import { heatmap, lineChart, mark } from "../charts.js";
-import { heatmapGrid, SeriesStore } from "../jobdata.js";
-import { describe, JOB_CHARTS, LAYER_PREFIX } from "../series.js";
+import { heatmapGrid, latestValleyLine, SeriesStore } from "../jobdata.js";
+import { describe, JOB_CHARTS, LAYER_PREFIX, VALLEY_PREFIX } from "../series.js";
 import { errorBox, h, jobTitle, mayChange, progressBar, statusBadge } from "../ui.js";
+import { pathChart } from "../valleycharts.js";
 import { configTable, historyList, logTail, summaryTiles } from "./jobinfo.js";
+import { smallModelSection } from "./smallmodel.js";
+import { valleySection } from "./valley.js";
 
 const FINISHED = ["succeeded", "failed", "cancelled"];
 
@@ -33,8 +36,11 @@ export async function mount(root, ctx) {
   const log = logTail();
   const grid = h("div", { class: "charts" });
   const heatEl = h("div", { id: "chart-heatmap", class: "wide" });
+  const smallModel = h("div");
+  // Any submit or admin token may run an analysis: it reads the job, it changes nothing.
+  const valley = valleySection(job, { canRun: ["submit", "admin"].includes(ctx.identity?.scope) });
 
-  root.append(head, feedback, tiles, grid,
+  root.append(head, feedback, tiles, grid, smallModel, valley.el,
     h("section", { class: "details" },
       h("div", { class: "card" }, h("h2", {}, "Log"), log.el),
       h("div", { class: "card" }, h("h2", {}, "Status history"), history),
@@ -43,7 +49,7 @@ export async function mount(root, ctx) {
         h("a", { href: api.metricsCsvUrl(id), download: `job-${id}-metrics.csv`, id: "download-csv" },
           "Metrics (CSV, every point)"))));
 
-  const charts = JOB_CHARTS.map((spec) => {
+  const charts = JOB_CHARTS.filter((spec) => !spec.when || spec.when(job.config)).map((spec) => {
     const el = grid.appendChild(h("div", { id: `chart-${spec.id}` }));
     const first = describe(spec.keys[0]);
     const second = spec.secondAxis ? describe(spec.secondAxis) : null;
@@ -52,6 +58,9 @@ export async function mount(root, ctx) {
   });
   const heat = heatmap(grid.appendChild(heatEl),
     { title: "Group sparsity per layer over steps" });
+  const valleyLine = job.config.valley_interval > 0
+    ? pathChart(grid.appendChild(h("div", { id: "chart-valley-live" })), { title: "Live valley check: latest line SGD twin → run" })
+    : null;
 
   function showJob() {
     head.replaceChildren(
@@ -65,6 +74,7 @@ export async function mount(root, ctx) {
   // Status history and config change only with the status (attempt, worker), not with progress.
   function showDetails() {
     history.replaceChildren(historyList(job));
+    smallModel.replaceChildren(smallModelSection(job));
     root.querySelector("#config-wrap").replaceChildren(configTable(job));
   }
 
@@ -110,6 +120,11 @@ export async function mount(root, ctx) {
       renders.push(grid ? heat.update(grid) : heat.message(FINISHED.includes(job.status)
         ? "This job recorded no per-layer group sparsity." : emptyText("layer")));
     }
+    if (valleyLine && (!changed || [...changed].some((k) => k.startsWith(VALLEY_PREFIX)))) {
+      const line = latestValleyLine(store);
+      renders.push(line ? valleyLine.update([{ name: `step ${line.step}`, ...line }])
+        : valleyLine.message(`The first check comes after ${job.config.valley_interval} epoch(s).`));
+    }
     return Promise.all(renders);
   }
 
@@ -140,6 +155,7 @@ export async function mount(root, ctx) {
         if (moved) job = await api.getJob(id).catch(() => job);  // fresh status history
         showJob();
         if (moved) showDetails();
+        if (moved && job.status === "succeeded") valley.refresh();  // its analysis is queued now
       },
       end: () => { stop(); setLive("finished"); },
     });
@@ -161,5 +177,5 @@ export async function mount(root, ctx) {
   ]);
   log.append(logs.items);
   reopen();
-  return () => stop();
+  return () => { stop(); valley.close(); };
 }

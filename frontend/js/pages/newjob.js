@@ -3,13 +3,15 @@
 // changes; on submit, the API's 422 messages are shown at the fields they name.
 
 import * as api from "../api.js";
-import { allowedText, display, JOB_FIELDS, parseField, parseJobField } from "../fields.js";
+import { allowedText, display, JOB_FIELDS, parseField, parseJobField, requirement } from "../fields.js";
 import { PRESETS, SECTIONS } from "../presets.js";
 import { errorBox, h, notice } from "../ui.js";
 
 export async function mount(root, ctx) {
   const specs = [...JOB_FIELDS, ...(await api.configSpec())];
   const byName = new Map(specs.map((s) => [s.name, s]));
+  // Fields other fields' rules look at: changing one re-applies the rules.
+  const ruleFields = new Set(specs.map(requirement).filter(Boolean).map((rule) => rule.field));
   const inputs = new Map();      // name → {input, error}
   const formError = h("div", { class: "feedback", "aria-live": "polite", id: "form-error" });
   const readOnly = ctx.identity.scope === "read";
@@ -22,7 +24,7 @@ export async function mount(root, ctx) {
   function control(spec) {
     const id = `field-${spec.name}`;
     let input;
-    if (spec.choices) {
+    if (spec.choices && !spec.type.startsWith("list[")) {
       input = h("select", { id, name: spec.name }, spec.choices.map((c) => h("option", { value: c }, c)));
     } else if (spec.type === "bool") {
       input = h("input", { id, name: spec.name, type: "checkbox" });
@@ -34,13 +36,15 @@ export async function mount(root, ctx) {
     }
     const error = h("p", { class: "field-error", id: `error-${spec.name}`, hidden: true });
     const allowed = allowedText(spec);
-    const help = h("p", { class: "help" }, spec.help, allowed && !spec.choices ? ` — ${allowed}` : "",
-      spec.only_for_method ? ` (only for ${spec.only_for_method})` : "");
+    const rule = requirement(spec);
+    const help = h("p", { class: "help" }, spec.help,
+      allowed && (!spec.choices || spec.type.startsWith("list[")) ? ` — ${allowed}` : "",
+      rule ? ` (only with ${rule.field} ${rule.one_of.join(" or ")})` : "");
     input.setAttribute("aria-describedby", `error-${spec.name} help-${spec.name}`);
     help.id = `help-${spec.name}`;
     input.addEventListener(spec.type === "bool" || spec.choices ? "change" : "input", () => {
       check(spec.name);
-      if (spec.name === "method") applyMethod();
+      if (ruleFields.has(spec.name)) applyRules();
     });
     inputs.set(spec.name, { input, error });
     return h("div", { class: `field field-${spec.type.replace(/\W/g, "")}`, dataset: { field: spec.name } },
@@ -67,13 +71,15 @@ export async function mount(root, ctx) {
     showError(name, parse(spec, rawOf(spec, input)).error);
   }
 
-  // Fields that apply to one method only are locked to their default for the others, which is
-  // what the API insists on.
-  function applyMethod() {
-    const method = inputs.get("method").input.value;
+  // A field whose rule is not met (momentum for sdprun, valley_interval without a twin) is locked
+  // to its default, which is what the API insists on. In spec order, so a chain of rules settles
+  // in one pass: method unlocks reference, which unlocks valley_interval.
+  function applyRules() {
     for (const spec of specs) {
-      if (!spec.only_for_method) continue;
-      const locked = spec.only_for_method !== method;
+      const rule = requirement(spec);
+      if (!rule || !inputs.has(rule.field)) continue;
+      const other = inputs.get(rule.field).input;
+      const locked = other.disabled || !rule.one_of.includes(other.value);
       inputs.get(spec.name).input.disabled = locked;
       if (locked) setValue(spec.name, spec.default);
       check(spec.name);
@@ -82,7 +88,7 @@ export async function mount(root, ctx) {
 
   function applyPreset(preset) {
     for (const spec of specs) setValue(spec.name, spec.name in preset.values ? preset.values[spec.name] : spec.default);
-    applyMethod();
+    applyRules();
     for (const spec of specs) check(spec.name);
     formError.replaceChildren(notice(`Preset “${preset.label}”: ${preset.about}`));
   }

@@ -1,0 +1,45 @@
+// The "Small model" section of a job page: what physically removing the pruned groups bought
+// (params, FLOPs, measured latency, accuracy of the compact network) and the exported files, each
+// with its SHA-256.
+
+import * as api from "../api.js";
+import { errorBox, h, num, pct } from "../ui.js";
+
+export function smallModelSection(job) {
+  const el = h("section", { class: "card", id: "small-model" }, h("h2", {}, "Small model"));
+  const report = job.summary && job.summary.compact;
+  if (!report) {
+    el.append(h("p", { class: "muted", id: "small-model-empty" }, job.status === "succeeded"
+      ? "This job ran with compact off, so no small model was built."
+      : "The pruned groups are removed physically, timed and exported when the job succeeds."));
+    return el;
+  }
+  el.append(reportTable(report));
+  const files = h("div", { id: "artifacts" }, h("p", { class: "muted" }, "Loading the exported files…"));
+  el.append(h("h3", {}, "Downloads"), files);
+  api.listArtifacts(job.id).then((artifacts) => files.replaceChildren(artifactList(artifacts)))
+    .catch((error) => files.replaceChildren(errorBox(error, "Could not list the files: ")));
+  return el;
+}
+
+function reportTable(r) {
+  const count = (v) => (typeof v === "number" ? v.toLocaleString() : "–");
+  const rows = [
+    ["params", count(r.dense_params), count(r.compact_params), pct(1 - r.params_ratio)],
+    ["FLOPs per sample", count(r.dense_flops), count(r.compact_flops), `${num(r.flops_reduction)}× fewer`],
+    ...(r.latency || []).map((l) => [`latency, ${l.device} batch ${l.batch_size}`, `${num(l.dense_ms)} ms`,
+      `${num(l.compact_ms)} ms`, `${num(l.speedup)}× faster`]),
+    ["test accuracy", pct(r.pruned_test_accuracy, 2), pct(r.compact_test_accuracy, 2),
+      r.accuracy_equal ? "equal" : "differs"],
+  ];
+  return h("table", { class: "kv", id: "compact-report" },
+    h("thead", {}, h("tr", {}, ["", "pruned (dense shape)", "compact", "change"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, i) => (i ? h("td", {}, c) : h("th", {}, c)))))));
+}
+
+function artifactList(artifacts) {
+  if (!artifacts.length) return h("p", { class: "muted" }, "No exported files.");
+  return h("ul", { class: "artifacts" }, artifacts.map((a) => h("li", {},
+    h("a", { href: a.url, download: a.name }, a.name), ` ${a.format}, ${(a.bytes / 1024).toFixed(1)} KiB`,
+    h("br"), h("code", { class: "sha", title: "SHA-256" }, a.sha256))));
+}

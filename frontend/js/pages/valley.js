@@ -1,0 +1,113 @@
+// The "Loss valley" section of a job page: the job's analyses with their status and progress, a
+// form to run one (against the job's SGD twin or another finished job), and the charts of the
+// newest finished one. Polls while an analysis is queued or running.
+
+import * as api from "../api.js";
+import { pathChart, planeChart, spectrumChart } from "../valleycharts.js";
+import { errorBox, h, num, statusBadge, when } from "../ui.js";
+
+const KINDS = [["linear", "linear path"], ["bezier", "Bézier curve"], ["hessian", "Hessian projection"], ["plane", "loss plane"]];
+const POLL_MS = 1500;
+
+export function valleySection(job, { canRun }) {
+  const list = h("div", { id: "analyses" });
+  const feedback = h("div", { class: "feedback", "aria-live": "polite" });
+  const charts = h("div", { class: "charts" });
+  const el = h("section", { class: "card valley", id: "valley" },
+    h("h2", {}, "Loss valley: is the pruned solution in SGD's valley?"),
+    h("p", { class: "muted" }, "The train loss on the path from the SGD weights (t = 0) to the pruned weights (t = 1), "
+      + "the share of their difference inside the Hessian's top eigenspace (small = directional pruning), and the loss "
+      + "over the plane through w_init, w_SGD and w_pruned."),
+    canRun ? runForm(job, feedback, () => refresh()) : null, feedback, list, charts);
+  const drawn = { id: null };
+  let timer = null;
+  let closed = false;
+
+  async function refresh() {
+    clearTimeout(timer);
+    let analyses;
+    try {
+      analyses = await api.listAnalyses(job.id);
+    } catch (error) {
+      if (!closed) feedback.replaceChildren(errorBox(error, "Could not load the analyses: "));
+      return;
+    }
+    if (closed) return;
+    list.replaceChildren(analysisTable(analyses));
+    const done = analyses.filter((a) => a.status === "succeeded").pop();
+    if (done && done.id !== drawn.id) {
+      drawn.id = done.id;
+      drawResult(charts, done);
+    } else if (!done && !analyses.length) {
+      charts.replaceChildren(h("p", { class: "muted", id: "valley-empty" }, job.config.reference === "sgd"
+        ? (job.status === "succeeded" ? "No analysis yet: run one above." : "The analysis starts by itself when the job succeeds.")
+        : "This job trained no SGD twin: name a finished SGD job of the same model and dataset as the reference to analyse it."));
+    }
+    if (analyses.some((a) => a.status === "queued" || a.status === "running")) timer = setTimeout(refresh, POLL_MS);
+  }
+
+  refresh();
+  return { el, refresh, close: () => { closed = true; clearTimeout(timer); } };
+}
+
+function runForm(job, feedback, after) {
+  const boxes = KINDS.map(([kind, label]) => h("label", { class: "check" },
+    h("input", { type: "checkbox", name: "kind", value: kind, checked: (job.config.analyses || []).includes(kind) }), ` ${label}`));
+  const reference = h("input", { type: "number", min: 1, id: "analysis-reference", name: "reference_job_id",
+    placeholder: job.config.reference === "sgd" ? "its SGD twin" : "job id" });
+  const button = h("button", { type: "submit", id: "run-analysis" }, "Run analysis");
+  return h("form", { class: "analysis-form", id: "analysis-form", onsubmit: async (event) => {
+    event.preventDefault();
+    const kinds = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+    const body = kinds.length ? { kinds } : {};
+    if (reference.value) body.reference_job_id = Number(reference.value);
+    button.disabled = true;
+    try {
+      await api.startAnalysis(job.id, body);
+      feedback.replaceChildren();
+      after();
+    } catch (error) {
+      feedback.replaceChildren(errorBox(error, "Analysis not started: "));
+    } finally {
+      button.disabled = false;
+    }
+  } }, h("fieldset", {}, h("legend", {}, "Analyses"), ...boxes),
+  h("label", {}, "Reference job ", reference), button);
+}
+
+function analysisTable(analyses) {
+  if (!analyses.length) return h("p", { class: "muted" }, "No analyses of this job.");
+  return h("table", { class: "responsive", id: "analysis-table" },
+    h("thead", {}, h("tr", {}, ["#", "status", "progress", "reference", "kinds", "linear barrier", "‖P_k Δ‖/‖Δ‖", "random", "started"]
+      .map((c) => h("th", {}, c)))),
+    h("tbody", {}, analyses.map((a) => {
+      const r = a.result || {};
+      const cells = [
+        ["#", `${a.id}`], ["status", statusBadge(a.status)],
+        ["progress", a.status === "failed" ? (a.error || "failed") : `${Math.round(100 * a.progress)} % ${a.status === "running" ? a.message || "" : ""}`],
+        ["reference", a.reference_job_id ? `job ${a.reference_job_id}` : "SGD twin"],
+        ["kinds", (a.options.kinds || []).join(", ")],
+        ["linear barrier", r.linear ? num(r.linear.barrier) : "–"],
+        ["‖P_k Δ‖/‖Δ‖", r.hessian ? num(r.hessian.fraction) : "–"],
+        ["random", r.hessian ? num(r.hessian.random_mean) : "–"],
+        ["started", when(a.started_at)],
+      ];
+      return h("tr", { dataset: { status: a.status } }, cells.map(([label, v]) => h("td", { dataset: { label } }, v)));
+    })));
+}
+
+function drawResult(charts, analysis) {
+  const r = analysis.result;
+  const slot = (id, wide) => charts.appendChild(h("div", { id, class: wide ? "wide" : "" }));
+  charts.replaceChildren();
+  const paths = [["linear", "linear"], ["bezier", "Bézier"]].filter(([k]) => r[k]).map(([k, name]) => ({ name, ...r[k] }));
+  if (paths.length) {
+    const barriers = paths.map((p) => `${p.name} barrier ${num(p.barrier)}`).join(" · ");
+    pathChart(slot("chart-valley-path"), { title: `Loss and accuracy along the path SGD → pruned (${barriers})` }).update(paths);
+  }
+  if (r.hessian) spectrumChart(slot("chart-valley-spectrum")).update(r.hessian);
+  if (r.plane) {
+    planeChart(slot("chart-valley-plane"), { title: "Train loss over the plane of w_init, w_SGD, w_pruned" }).update(r.plane);
+    planeChart(slot("chart-valley-plane-error"), { title: "Test error over the same plane", field: "test_error" }).update(r.plane);
+  }
+}
