@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/ingest_metrics.py
 	$(PY) bench/metrics_query.py
 	$(PY) bench/sse_latency.py
+	$(PY) bench/compact_speedup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
