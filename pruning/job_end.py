@@ -9,6 +9,8 @@ is announced by an ``artifact`` event with its SHA-256.
 
 from __future__ import annotations
 
+import time
+
 from pruning.compact import compact, compact_report, export_compact
 from pruning.setup import Job
 
@@ -19,11 +21,14 @@ def finish_events(job: Job, last_eval: dict) -> list[dict]:
         return []
     step = job.total_steps
     input_shape = tuple(job.data.input_shape)
+    started = time.perf_counter()
+    small = compact(job.model, job.structure, input_shape=input_shape)
+    seconds = time.perf_counter() - started
     report = compact_report(job.model, job.structure, job.data, device=job.device,
-                            input_shape=input_shape)
+                            input_shape=input_shape, small=small)
+    report["compact_seconds"] = seconds
     events = [{"type": "compact", "step": step, **report, "summary": {"compact": report}}]
     if config.export_dir:
-        small = compact(job.model, job.structure, input_shape=input_shape)
         for artifact in export_compact(small, config.export_dir, input_shape=input_shape):
             events.append({"type": "artifact", "step": step, **artifact})
     return events

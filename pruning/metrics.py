@@ -75,10 +75,10 @@ def _dense_flops(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, in
     handles = [m.register_forward_hook(count(n)) for n, m in model.named_modules()
                if isinstance(m, nn.Conv2d | nn.Linear)]
     was_training = model.training
-    device = next(model.parameters()).device
+    first = next(model.parameters())
     try:
         model.eval()  # BatchNorm1d refuses a batch of one in training mode
-        model(torch.zeros(1, *input_shape, device=device))
+        model(torch.zeros(1, *input_shape, device=first.device, dtype=first.dtype))
     finally:
         model.train(was_training)
         for handle in handles:

@@ -23,7 +23,7 @@ _TIME_BUDGET = 0.5
 def compact_report(model: nn.Module, structure: GroupStructure | None, data: Dataset, *,
                    device: torch.device | str, input_shape: tuple[int, ...],
                    batch_sizes: tuple[int, ...] = (1, 64), repeats: int | None = None,
-                   warmup: int | None = None) -> dict:
+                   warmup: int | None = None, small: nn.Module | None = None) -> dict:
     """JSON-ready comparison of ``model`` (the pruned, dense-shaped network) and its compact form.
 
     Params count parameters (not buffers); FLOPs are ``torch.utils.flop_counter``'s for one
@@ -31,12 +31,14 @@ def compact_report(model: nn.Module, structure: GroupStructure | None, data: Dat
     is the median ms of ``repeats`` forward passes after ``warmup`` on the CPU and, when there is
     one, on the GPU; by default both are chosen so each measurement takes about half a second.
     Test accuracy is measured on ``device`` for both networks: compaction removes only units that
-    emit zero, so they should agree (``accuracy_equal``).
+    emit zero, so they should agree (``accuracy_equal``). ``small`` is ``compact(model)`` when
+    the caller has it already (compaction of a large network takes seconds).
     """
     device = torch.device(device)
     start = time.perf_counter()
-    small = compact(model, structure, input_shape=input_shape)
-    compact_seconds = time.perf_counter() - start
+    if small is None:
+        small = compact(model, structure, input_shape=input_shape)
+    compact_seconds = time.perf_counter() - start  # ~0 when ``small`` was given
     dense_params, compact_params = _params(model), _params(small)
     dense_flops, compact_flops = _flops(model, input_shape), _flops(small, input_shape)
     pruned_accuracy = evaluate(model, data, device)["test_accuracy"]

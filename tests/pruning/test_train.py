@@ -112,7 +112,7 @@ def test_top5_is_reported_with_many_classes():
 def test_cifar_files_train_with_augmentation(tmp_path):
     write_cifar10(tmp_path / "cifar-10-batches-py", per_batch=8)
     config = TrainConfig(model="cnn-small", dataset="cifar10", data_dir=str(tmp_path),
-                         epochs=2, batch_size=8, log_interval=2)
+                         epochs=2, batch_size=8, log_interval=2, compact=False)
     first, _ = collect(config)
     second, _ = collect(config)
     assert first[0]["total_steps"] == 10
