@@ -54,6 +54,13 @@ class ProgressPrinter:
         ]
         if "test_top5" in summary:
             rows.insert(3, ("test top-5", f"{summary['test_top5']:.2%}"))
+        compact = summary.get("compact")
+        if compact:
+            rows.append(("compact network", f"{compact['compact_params']:,} params, test "
+                                            f"accuracy {compact['compact_test_accuracy']:.2%}"))
+            rows += [(f"latency {row['device']} batch {row['batch_size']}",
+                      f"{row['dense_ms']:.3g} → {row['compact_ms']:.3g} ms "
+                      f"({row['speedup']:.2f}×)") for row in compact["latency"]]
         width = max(len(name) for name, _ in rows)
         line = "-" * (width + 3 + max(len(value) for _, value in rows))
         body = "\n".join(f"{name.ljust(width)} | {value}" for name, value in rows)

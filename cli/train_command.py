@@ -7,8 +7,11 @@ they always mirror the config that a config file, the API and the engine take.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -47,10 +50,7 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli.progress import ProgressPrinter
-    from pruning.checkpoint import CheckpointError
     from pruning.config import ConfigError, TrainConfig
-    from pruning.train import TrainingError, train
 
     values = _read_config_file(args.config) if args.config else {}
     values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
@@ -59,6 +59,27 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig.from_dict(values)
     except ConfigError as error:
         raise UsageError(f"invalid {error.field}: {error.message}") from None
+    with contextlib.ExitStack() as stack:
+        if _analyses_follow(config) and not config.checkpoint_dir:
+            # The analysis reads the final weights of the run and its twin from a checkpoint.
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="pruneboard-"))
+            config = dataclasses.replace(config, checkpoint_dir=folder)
+        _train(config, args)
+        if _analyses_follow(config):
+            _analyze(config, quiet=args.quiet)
+    return 0
+
+
+def _analyses_follow(config) -> bool:
+    return config.reference != "none" and bool(config.analyses)
+
+
+def _train(config, args: argparse.Namespace) -> None:
+    from cli.progress import ProgressPrinter
+    from pruning.checkpoint import CheckpointError
+    from pruning.config import ConfigError
+    from pruning.train import TrainingError, train
+
     events_file = args.out.open("w") if args.out else None
     printer = ProgressPrinter(enabled=not args.quiet)
 
@@ -81,7 +102,29 @@ def run(args: argparse.Namespace) -> int:
     print(printer.summary_table(summary))
     if args.out:
         print(f"events written to {args.out}")
-    return 0
+
+
+def _analyze(config, *, quiet: bool) -> None:
+    """The loss-valley analysis of the run against its twin, as a worker runs it."""
+    from tqdm import tqdm
+
+    from cli.analyze_command import format_result
+    from pruning.analysis_run import AnalysisError, run_valley_analysis
+    from pruning.checkpoint import checkpoint_path
+
+    with tqdm(total=100, unit="%", file=sys.stderr, disable=quiet,
+              desc="loss-valley analysis") as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.update(round(100 * fraction) - bar.n)
+            bar.set_postfix_str(message, refresh=False)
+
+        try:
+            result = run_valley_analysis(config, checkpoint=checkpoint_path(config.checkpoint_dir),
+                                         options={"kinds": list(config.analyses)},
+                                         on_progress=progress)
+        except AnalysisError as error:
+            raise UsageError(str(error)) from None
+    print(format_result(result))
 
 
 def _number(text: str):

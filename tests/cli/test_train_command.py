@@ -51,3 +51,13 @@ def test_the_installed_command_exits_2_with_one_line():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr == "pruneboard: error: invalid epochs: must be in [1, 10000], got 0\n"
+
+
+def test_a_run_with_a_twin_ends_with_its_valley_numbers(tmp_path, capsys):
+    assert main(["train", "--mlp-widths", "32,16", "--epochs", "2", "--lr", "0.5", "--c", "0.02",
+                 "--reference", "sgd", "--analyses", "linear", "--quiet",
+                 "--checkpoint-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "compact network" in out and "latency cpu batch 64" in out
+    assert "linear path: barrier" in out
+    assert (tmp_path / "last.pt").is_file()
