@@ -15,7 +15,7 @@ from typing import Any
 from pruning.data import DATASET_NAMES as DATASETS
 from pruning.models import MODEL_NAMES as MODELS
 
-METHODS = ("sgd", "grda", "sdprun", "l1-filter", "spp", "increg")
+METHODS = ("sgd", "grda", "sdprun", "l1-filter", "spp", "increg", "gfs", "eigendamage", "pivot")
 # The literature's baselines (pruning.methods): SGD with momentum and weight decay plus masks.
 BASELINES = METHODS[3:]
 TARGETS = ("flops", "params")
@@ -69,6 +69,8 @@ class TrainConfig:
                                  "per decision", low=0.0, high=100.0, open_low=True)
     increg_target: float = _f(1.0, "increg: penalty factor at which a group is removed",
                               low=0.0, high=1000.0, open_low=True)
+    prune_samples: int = _f(128, "gfs, eigendamage, pivot: training samples that the "
+                            "data-driven selection looks at", low=1, high=1_000_000)
     schedule: str = _f("constant", "learning-rate schedule", choices=SCHEDULES)
     lr_milestones: tuple[float, ...] = _f((0.5, 0.75), "fractions of the run where the step "
                                           "schedule multiplies lr by lr_gamma", low=0.0, high=1.0,
@@ -176,6 +178,7 @@ _METHOD_FIELDS: dict[str, tuple[str, ...]] = {
     "spp_increment": ("spp",),
     "increg_increment": ("increg",),
     "increg_target": ("increg",),
+    "prune_samples": ("gfs", "eigendamage", "pivot"),
 }
 
 

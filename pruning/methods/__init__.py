@@ -47,4 +47,4 @@ def make_method(job: Job) -> Method:
 
 
 # Imported last: each module registers itself in METHOD_CLASSES and imports Method from here.
-from pruning.methods import increg, l1_filter, spp  # noqa: E402, F401
+from pruning.methods import eigendamage, gfs, increg, l1_filter, pivot, spp  # noqa: E402, F401
