@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/metrics_query.py
 	$(PY) bench/sse_latency.py
 	$(PY) bench/compact_speedup.py
+	$(PY) bench/valley_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
