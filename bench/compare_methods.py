@@ -1,11 +1,13 @@
 """Every pruning method on digits (mlp and cnn-small), same seed and epoch budget: a table of
 test accuracy, FLOPs and params removed, and wall time.
 
-    .venv/bin/python bench/compare_methods.py [--epochs 10] [--models mlp cnn-small]
+    .venv/bin/python bench/compare_methods.py [--epochs 80] [--models mlp cnn-small]
 
-Baselines prune half the FLOPs (target_ratio 0.5) with their default schedule; sgd is the dense
-reference; grda and sdprun use their defaults and reach whatever sparsity their threshold gives.
-Runs are CPU, without compaction, one after another on one thread.
+sgd is the dense reference; grda and sdprun use the digits demo's settings (the defaults for the
+mlp, a larger c and μ for cnn-small) and reach whatever sparsity their threshold gives. The
+baselines are asked for the FLOPs share that sDprun removes on that model (TARGETS), so the
+accuracies compare at about equal cost, with their default schedule. Runs are CPU, without
+compaction, one after another on one thread.
 """
 
 from __future__ import annotations
@@ -18,15 +20,32 @@ import torch
 from pruning import TrainConfig, train
 from pruning.config import BASELINES, METHODS
 
+EPOCHS = 80  # the digits demo's budget
 SHARED = dict(dataset="digits", batch_size=64, lr=0.1, seed=0, device="cpu", compact=False,
               log_interval=1000)
-PER_METHOD = {"sgd": dict(momentum=0.9), "grda": {}, "sdprun": {},
-              **{m: dict(momentum=0.9, target_ratio=0.5) for m in BASELINES}}
+# sDprun's defaults are tuned for the mlp; cnn-small needs a larger threshold to prune (measured:
+# c 0.03, μ 0.7 removes 39 % of its FLOPs at 98.6 % accuracy).
+CNN_SMALL = dict(c=0.03, mu=0.7)
+DUAL_AVERAGING = {"mlp": {}, "cnn-small": CNN_SMALL}
+# FLOPs removed by sDprun with those settings, rounded: what the baselines are asked for.
+TARGETS = {"mlp": 0.7, "cnn-small": 0.4}
+
+
+def job_config(model: str, method: str, *, epochs: int = EPOCHS) -> dict:
+    """The config fields of ``method`` on ``model`` in this comparison."""
+    values = dict(SHARED, model=model, method=method, epochs=epochs)
+    if method == "sgd":
+        values["momentum"] = 0.9
+    elif method in BASELINES:
+        values.update(momentum=0.9, target_ratio=TARGETS[model])
+    else:
+        values.update(DUAL_AVERAGING[model])
+    return values
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn-small"])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     args = parser.parse_args()
@@ -35,8 +54,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for model in args.models:
         for method in args.methods:
-            config = TrainConfig(**SHARED, model=model, method=method, epochs=args.epochs,
-                                 **PER_METHOD[method])
+            config = TrainConfig(**job_config(model, method, epochs=args.epochs))
             started = time.perf_counter()
             summary = train(config)
             elapsed = time.perf_counter() - started
