@@ -31,7 +31,8 @@ def test_bad_config_is_a_422_naming_field_and_range_and_stores_nothing(client, m
     before = count_jobs(settings)
     cases = [
         ({"epochs": 0}, "epochs", "in [1, 10000]"),
-        ({"method": "adam"}, "method", "one of sgd, grda, sdprun"),
+        ({"method": "adam"}, "method", "one of sgd, grda, sdprun, l1-filter, spp, increg, gfs, "
+                                       "eigendamage, pivot"),
         ({"mu": 1.5}, "mu", "in (0.0, 1.0]"),
         ({"mlp_widths": [300, 0]}, "mlp_widths.1", "in [1, 65536]"),
         ({"momentum": 0.9}, "momentum", "in [0.0, 0.999]"),
@@ -119,9 +120,10 @@ def test_list_filters_and_pages(client, make_token):
 def test_config_spec_lists_client_fields_only(client, make_token):
     fields = {f["name"]: f for f in client.get("/api/v1/config-spec",
                                                headers=make_token("read")).json()}
-    assert fields["epochs"]["low"] == 1 and fields["method"]["choices"] == ["sgd", "grda",
-                                                                               "sdprun"]
-    assert "checkpoint_dir" not in fields
+    assert fields["epochs"]["low"] == 1 and fields["method"]["choices"][:3] == ["sgd", "grda",
+                                                                                   "sdprun"]
+    assert fields["valley_interval"]["requires"] == {"field": "reference", "one_of": ["sgd"]}
+    assert "checkpoint_dir" not in fields and "export_dir" not in fields
 
 
 def test_cancel_and_delete_see_a_claim_made_after_they_read_the_job(client, make_token,
