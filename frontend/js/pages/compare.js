@@ -102,13 +102,13 @@ export async function mount(root, ctx) {
       const v = { ...(job.latest || {}), ...(job.summary || {}) };
       return h("tr", {}, h("td", { "data-label": "Job" }, h("a", { href: `#/jobs/${job.id}` }, jobTitle(job))),
         h("td", { "data-label": "Status" }, statusBadge(job.status)),
-        h("td", { "data-label": "Method" }, job.method), h("td", { "data-label": "c / μ" }, `${job.config.c} / ${job.config.mu}`),
+        h("td", { "data-label": "Method" }, job.method), h("td", { "data-label": "Settings" }, settings(job.config)),
         h("td", { "data-label": "Test acc." }, pct(v.test_accuracy, 2)),
         h("td", { "data-label": "Group sparsity" }, pct(v.group_sparsity)),
         h("td", { "data-label": "FLOPs reduction" }, pct(flopsReduction(v))));
     });
     table.replaceChildren(rows.length ? h("table", { class: "responsive", id: "compare-table" },
-      h("thead", {}, h("tr", {}, ["Job", "Status", "Method", "c / μ", "Test acc.", "Group sparsity",
+      h("thead", {}, h("tr", {}, ["Job", "Status", "Method", "Settings", "Test acc.", "Group sparsity",
         "FLOPs reduction"].map((t) => h("th", {}, t)))), h("tbody", {}, rows)) : "");
   }
 
@@ -120,4 +120,11 @@ export async function mount(root, ctx) {
   }
   await refresh();
   return null;
+}
+
+/** The hyper-parameters that tell runs of one method apart. */
+function settings(config) {
+  if (config.method === "grda" || config.method === "sdprun") return `c ${config.c}, μ ${config.mu}`;
+  if (config.method === "sgd") return `lr ${config.lr}, momentum ${config.momentum}`;
+  return `${config.target} −${Math.round(100 * config.target_ratio)} %`;
 }
