@@ -68,6 +68,8 @@ def _field(spec: dict[str, Any]):
         constraints["max_length"] = 64
     else:
         constraints.update(bounds)
+    if spec.get("at_least"):
+        constraints["validate_default"] = True  # prune_end's default may sit below prune_start
     if spec["nullable"]:
         kind = kind | None
     if kind is str or kind == str | None:
@@ -94,6 +96,14 @@ def _requires(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+def _at_least(value: Any, info: ValidationInfo) -> Any:
+    other = spec_by_name()[info.field_name]["at_least"]
+    low = info.data.get(other)
+    if low is not None and value is not None and value < low:
+        raise ValueError(f"must be at least {other} ({low}), got {value}")
+    return value
+
+
 @lru_cache
 def job_create_model() -> type[_JobBase]:
     specs = [spec for spec in load_spec() if spec["name"] not in SERVER_FIELDS]
@@ -105,5 +115,8 @@ def job_create_model() -> type[_JobBase]:
         validators["only_for_method"] = field_validator(*restricted)(_only_for_method)
     if cross_field:
         validators["requires"] = field_validator(*cross_field)(_requires)
+    ordered = [spec["name"] for spec in specs if spec.get("at_least")]
+    if ordered:
+        validators["at_least"] = field_validator(*ordered)(_at_least)
     fields = {spec["name"]: _field(spec) for spec in specs}
     return create_model("JobCreate", __base__=_JobBase, __validators__=validators, **fields)

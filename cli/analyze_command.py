@@ -32,6 +32,9 @@ def register(commands) -> None:
     for name, help_text in _OPTIONS:
         parser.add_argument("--" + name.replace("_", "-"), type=int, help=help_text)
     parser.add_argument("--no-wait", action="store_true", help="queue it and return")
+    parser.add_argument("--timeout", type=float, default=3600, metavar="SECONDS",
+                        help="give up waiting after this long (default 3600; the analysis "
+                        "goes on)")
     add_connection_flags(parser)
     parser.set_defaults(run=run)
 
@@ -47,14 +50,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"analysis {analysis['id']} of job {args.job_id} queued", file=sys.stderr)
         if args.no_wait:
             return 0
-        analysis = _wait(client, args.job_id, analysis["id"])
+        analysis = _wait(client, args.job_id, analysis["id"], args.timeout)
     if analysis["status"] != "succeeded":
         raise UsageError(f"analysis {analysis['id']} {analysis['status']}: {analysis['error']}")
     print(format_result(analysis["result"]))
     return 0
 
 
-def _wait(client, job_id: int, analysis_id: int) -> dict:
+def _wait(client, job_id: int, analysis_id: int, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
     with tqdm(total=100, unit="%", file=sys.stderr, dynamic_ncols=True,
               desc=f"analysis {analysis_id}") as bar:
         while True:
@@ -64,23 +68,33 @@ def _wait(client, job_id: int, analysis_id: int) -> dict:
             bar.set_postfix_str(analysis["message"] or "", refresh=True)
             if analysis["status"] not in ("queued", "running"):
                 return analysis
+            if time.monotonic() > deadline:
+                raise UsageError(f"analysis {analysis_id} is still {analysis['status']} after "
+                                 f"{timeout:g} s (is a worker running?); it goes on: see "
+                                 f"GET /jobs/{job_id}/analyses")
             time.sleep(0.5)
 
 
 def format_result(result: dict) -> str:
+    """Headline numbers; a value the engine reports as None (it diverged) shows as –."""
     lines = []
     for kind in ("linear", "bezier"):
         if kind in result:
             path = result[kind]
-            lines.append(f"{kind} path: barrier {path['barrier']:.4f} "
-                         f"(train loss {path['train_loss'][0]:.4f} at SGD, "
-                         f"{path['train_loss'][-1]:.4f} at the pruned weights)")
+            lines.append(f"{kind} path: barrier {_number(path['barrier'])} "
+                         f"(train loss {_number(path['train_loss'][0])} at SGD, "
+                         f"{_number(path['train_loss'][-1])} at the pruned weights)")
     if "hessian" in result:
         hessian = result["hessian"]
-        lines.append(f"Hessian top-{hessian['k']}: ‖P_k Δ‖/‖Δ‖ = {hessian['fraction']:.4f}, "
-                     f"random directions {hessian['random_mean']:.4f} "
-                     f"(largest eigenvalue {max(hessian['eigenvalues']):.4g})")
+        eigenvalues = [v for v in hessian["eigenvalues"] if v is not None]
+        lines.append(f"Hessian top-{hessian['k']}: ‖P_k Δ‖/‖Δ‖ = {_number(hessian['fraction'])}, "
+                     f"random directions {_number(hessian['random_mean'])} (largest eigenvalue "
+                     f"{_number(max(eigenvalues) if eigenvalues else None, '.4g')})")
     if "plane" in result:
         plane = result["plane"]
         lines.append(f"loss plane: {len(plane['x'])}×{len(plane['y'])} grid")
     return "\n".join(lines)
+
+
+def _number(value, spec: str = ".4f") -> str:
+    return "–" if value is None else format(value, spec)

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(_nothing_to_export(job, args.format))
         args.output.mkdir(parents=True, exist_ok=True)
         for artifact in artifacts:
-            target = args.output / artifact["name"]
+            target = args.output / _file_name(artifact["name"])
             _download(client, artifact, target)
             print(f"{target}  sha256 {artifact['sha256']}  {artifact['bytes']:,} bytes")
     if args.format == "safetensors":
@@ -64,6 +64,13 @@ def _download(client, artifact: dict, target: Path) -> None:
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _file_name(name: str) -> str:
+    # The server names the files; a name must never lead outside the chosen folder.
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise UsageError(f"the server sent an unusable file name {name!r}; nothing was written")
+    return name
 
 
 def _nothing_to_export(job: dict, fmt: str) -> str:

@@ -68,7 +68,10 @@ def load_checkpoint(path: str | Path, config: TrainConfig) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a pruneboard checkpoint (format {FORMAT})")
     saved, wanted = payload["config"], config.to_dict()
-    changed = sorted(k for k in wanted if k not in _RESUMABLE_CHANGES and saved.get(k) != wanted[k])
+    # A field added since the checkpoint was written had its default then.
+    defaults = TrainConfig().to_dict()
+    changed = sorted(k for k in wanted if k not in _RESUMABLE_CHANGES
+                     and saved.get(k, defaults[k]) != wanted[k])
     if changed:
         raise CheckpointError(f"checkpoint {path} was made with a different "
                               f"{', '.join(changed)}; resume with the same settings")

@@ -165,6 +165,8 @@ def config_spec() -> list[dict[str, Any]]:
             "open_low": meta["open_low"],
             "only_for_method": None,
             "requires": _requires(f.name),
+            # The API checks this order too: prune_end may not come before prune_start.
+            "at_least": "prune_start" if f.name == "prune_end" else None,
         })
     return spec
 

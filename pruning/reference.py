@@ -31,10 +31,12 @@ class Twin:
         self.optimizer.load_state_dict(payload["reference_optimizer"])
 
 
-def make_twin(model: nn.Module, lr: float) -> Twin:
+def make_twin(model: nn.Module, lr: float, *, momentum: float = 0.0,
+              weight_decay: float = 0.0) -> Twin:
     """Call before the first step: the twin copies the model's initial weights."""
     twin_model = copy.deepcopy(model)
-    return Twin(twin_model, torch.optim.SGD(twin_model.parameters(), lr=lr))
+    return Twin(twin_model, torch.optim.SGD(twin_model.parameters(), lr=lr, momentum=momentum,
+                                            weight_decay=weight_decay))
 
 
 def step_model(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,

@@ -72,7 +72,9 @@ def prepare(config: TrainConfig) -> Job:
         steps_per_epoch=train_size // config.batch_size,
         autocast=partial(torch.autocast, "cuda", dtype=torch.bfloat16) if use_amp
         else nullcontext,
-        twin=make_twin(model, config.lr) if config.reference == "sgd" else None,
+        # momentum and weight decay are non-zero only for the baselines (see pruning.reference).
+        twin=make_twin(model, config.lr, momentum=config.momentum,
+                       weight_decay=config.weight_decay) if config.reference == "sgd" else None,
     )
     job.method = make_method(job)
     return job

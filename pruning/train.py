@@ -122,7 +122,7 @@ def train(config: TrainConfig, on_event: EventSink | None = None, *,
     if not last_eval:  # resumed at the very end: nothing ran, but the summary needs accuracy
         last_eval = evaluate(job.model, job.data, job.device, job.autocast)
     summary = _summary(job, last_eval, time.perf_counter() - started)
-    for event in finish_events(job, last_eval):
+    for event in finish_events(job):
         summary.update(event.pop("summary", {}))
         emit(event)
     emit({"type": "end", "step": job.total_steps, "summary": summary})

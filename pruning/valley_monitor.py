@@ -4,13 +4,15 @@ Every ``valley_interval`` epochs the train loss is measured at evenly spaced poi
 from the SGD twin's weights (t = 0) to the run's current weights (t = 1), with BatchNorm
 statistics re-estimated at each point. A flat line means both iterates sit in one valley; a bump
 (the barrier) means pruning has pushed the run over a ridge. The check uses a fixed subset of the
-training set, so it costs a few forward passes, and it draws no random numbers, so a run with the
-check is bit-identical to one without.
+training set, so it costs a few forward passes, and it draws from no shared random stream, so a
+run with the check is bit-identical to one without.
 """
 
 from __future__ import annotations
 
 import copy
+
+import torch
 
 from pruning.setup import Job
 from pruning.valley import linear_path_losses
@@ -20,7 +22,12 @@ MONITOR_SAMPLES = 2048
 
 
 def valley_event(job: Job, step: int, epoch: int) -> dict:
-    inputs, targets = job.data.train_x[:MONITOR_SAMPLES], job.data.train_y[:MONITOR_SAMPLES]
+    # A fixed random subset (files may be stored in class order), drawn from a generator of its
+    # own so the run's random streams are untouched.
+    generator = torch.Generator().manual_seed(job.config.seed)
+    subset = torch.randperm(len(job.data.train_y), generator=generator)[:MONITOR_SAMPLES]
+    subset = subset.to(job.data.train_y.device)
+    inputs, targets = job.data.train_x[subset], job.data.train_y[subset]
     # A scratch copy: the path evaluation overwrites the weights and BatchNorm statistics.
     losses = linear_path_losses(copy.deepcopy(job.model), job.twin.model.state_dict(),
                                 job.model.state_dict(), inputs, targets,

@@ -58,9 +58,10 @@ def run_analysis(analysis_id: int, *, settings: Settings, beat: Heartbeat) -> st
             reference_config = job_config(reference["config"], settings, reference["id"],
                                           beat.device)
             reference_checkpoint = checkpoint_path(reference_config.checkpoint_dir)
-        result = run_valley_analysis(config, checkpoint=checkpoint_path(config.checkpoint_dir),
-                                     reference_checkpoint=reference_checkpoint,
-                                     options=options, on_progress=on_progress)
+        result = json_safe(run_valley_analysis(
+            config, checkpoint=checkpoint_path(config.checkpoint_dir),
+            reference_checkpoint=reference_checkpoint, options=options,
+            on_progress=on_progress))
     except Exception as error:
         message = str(error) if isinstance(error, AnalysisError) else (
             f"{type(error).__name__}: {error}")
@@ -69,7 +70,8 @@ def run_analysis(analysis_id: int, *, settings: Settings, beat: Heartbeat) -> st
         return _finish(url, analysis_id, "failed", error=message)
     finally:
         beat.clear_analysis()
-    return _finish(url, analysis_id, "succeeded", result=json_safe(result))
+    # Should this write fail (the database went away), the reapers fail the row later.
+    return _finish(url, analysis_id, "succeeded", result=result)
 
 
 def _claim(session: Session, analysis_id: int, worker_id: str):

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from celery.exceptions import Reject
+from sqlalchemy.orm import Session
 
 from backend.db import session_scope
 from backend.models import Job
@@ -114,23 +115,25 @@ def _run_claimed(job_id: int, attempt: int, values: dict[str, Any], settings: Se
         raise
     if not _close(writer, job_id):
         return "lost"
-    status = finish("succeeded", "succeeded", summary=json_safe(summary))
-    if status == "succeeded" and config.reference != "none" and config.analyses:
-        _start_analysis(settings, job_id, list(config.analyses))
-    return status
+    kinds = list(config.analyses) if config.reference != "none" else []
+    with session_scope(url) as session:
+        owned = finish_job(session, job_id, attempt, "succeeded", "succeeded",
+                           summary=json_safe(summary))
+        # Queued in the same transaction: whoever sees the job succeeded sees its analysis.
+        analysis_id = _queue_analysis(session, job_id, kinds) if owned and kinds else None
+    if analysis_id is not None:
+        try:
+            enqueue_analysis(settings, analysis_id)
+        except Exception:
+            # The job succeeded; the queued row stays visible and a POST starts another.
+            log.exception("could not send analysis %s of job %s", analysis_id, job_id)
+    return "succeeded" if owned else "lost"
 
 
-def _start_analysis(settings: Settings, job_id: int, kinds: list[str]) -> None:
-    """A job with a twin gets its loss-valley analysis queued as soon as it succeeds."""
-    try:
-        with session_scope(settings.resolved_database_url) as session:
-            job = session.get(Job, job_id)
-            analysis_id = create_analysis(session, job, reference=None,
-                                          options={"kinds": kinds}).id
-        enqueue_analysis(settings, analysis_id)
-    except Exception:
-        # The job itself succeeded; the analysis can be started from the API or dashboard.
-        log.exception("could not start the loss-valley analysis of job %s", job_id)
+def _queue_analysis(session: Session, job_id: int, kinds: list[str]) -> int:
+    """A job with a twin gets its loss-valley analysis as soon as it succeeds."""
+    job = session.get(Job, job_id, populate_existing=True)
+    return create_analysis(session, job, reference=None, options={"kinds": kinds}).id
 
 
 def _hand_back(url: str, job_id: int, attempt: int, beat: Heartbeat,

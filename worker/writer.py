@@ -68,6 +68,7 @@ class EventWriter:
         self._points: list[tuple] = []
         self._logs: list[tuple[str, str]] = []
         self._artifacts: list[dict[str, Any]] = []
+        self._artifacts_written = False
         self._job_values: dict[str, Any] = {}
         self._step: int | None = None
         with get_engine(self._url).connect() as connection:
@@ -104,6 +105,8 @@ class EventWriter:
             points = list(scalars.items())
         elif kind == "compact":
             self._add_log("info", _compact_line(event))
+        elif kind == "compact_error":
+            self._add_log("warning", event["message"])
         elif kind == "artifact":
             with self._buffer:
                 self._artifacts.append({k: event[k] for k in ("format", "sha256", "bytes")}
@@ -187,11 +190,14 @@ class EventWriter:
     def _write_artifacts(self, session: Session, artifacts: list[dict[str, Any]]) -> None:
         if not artifacts:
             return
-        # A run that was requeued exports again: the newest file of a name wins.
-        names = [a["name"] for a in artifacts]
-        session.execute(delete(Artifact).where(Artifact.job_id == self.job_id,
-                                               Artifact.name.in_(names)))
+        # A requeued run exports again: its files replace every earlier attempt's (which may
+        # have had other formats), so the first write of this run clears the job's rows.
+        clear = delete(Artifact).where(Artifact.job_id == self.job_id)
+        if self._artifacts_written:
+            clear = clear.where(Artifact.name.in_([a["name"] for a in artifacts]))
+        session.execute(clear)
         session.execute(insert(Artifact), [{"job_id": self.job_id, **a} for a in artifacts])
+        self._artifacts_written = True
 
     def _on_start(self, event: dict) -> None:
         with self._buffer:

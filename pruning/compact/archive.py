@@ -75,8 +75,8 @@ def load_compact(path: str | Path) -> nn.Module:
         missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
         raise ExportError(f"{weights_path}: tensors do not match the architecture "
                           f"(missing {missing[:3]}, unexpected {extra[:3]})")
-    for name, tensor in tensors.items():
-        want = expected[name]
+    for name, want in expected.items():  # the architecture's order: the same report every time
+        tensor = tensors[name]
         want_dtype = dtype if want.is_floating_point() else want.dtype
         if tensor.shape != want.shape or tensor.dtype != want_dtype:
             raise ExportError(f"{weights_path}: tensor {name} is {tuple(tensor.shape)} "

@@ -10,6 +10,7 @@ whitelists and returns an ``fx.GraphModule`` with freshly initialised weights, i
 
 from __future__ import annotations
 
+import keyword
 import operator
 
 import torch
@@ -117,17 +118,18 @@ def rebuild(description: dict, where: str) -> fx.GraphModule:
     modules_in, nodes_in = description.get("modules"), description.get("graph")
     if not isinstance(modules_in, dict) or not isinstance(nodes_in, list):
         raise ExportError(f"{where}: no modules/graph description")
-    modules = {name: _build_module(name, spec, where) for name, spec in modules_in.items()}
+    modules = {_module_path(name, where): _build_module(name, spec, where)
+               for name, spec in modules_in.items()}
     graph, made = fx.Graph(), {}
     for index, spec in enumerate(nodes_in):
         if not isinstance(spec, dict) or spec.get("op") not in _OPS:
             raise ExportError(f"{where}: graph node {index} is malformed")
         op, target = spec["op"], spec.get("target")
         args = tuple(_decode(a, made, where) for a in _as_list(spec.get("args"), where))
-        kwargs = {str(k): _decode(v, made, where) for k, v in _as_dict(spec.get("kwargs"),
-                                                                         where).items()}
+        kwargs = {_identifier(k, where): _decode(v, made, where)
+                  for k, v in _as_dict(spec.get("kwargs"), where).items()}
         if op == "placeholder":
-            node = graph.placeholder(str(target))
+            node = graph.placeholder(_identifier(target, where))
         elif op == "call_module":
             if target not in modules:
                 raise ExportError(f"{where}: node {index} calls undeclared layer {target!r}")
@@ -150,6 +152,22 @@ def rebuild(description: dict, where: str) -> fx.GraphModule:
         return fx.GraphModule(modules, graph, class_name="CompactNetwork").eval()
     except Exception as error:  # fx's own checks: a malformed graph, however it shows
         raise ExportError(f"{where}: the graph is malformed: {error}") from error
+
+
+def _identifier(text, where: str) -> str:
+    # torch.fx writes names into the Python source of forward(): anything but a plain
+    # identifier could be code.
+    if not isinstance(text, str) or not text.isidentifier() or keyword.iskeyword(text):
+        raise ExportError(f"{where}: {text!r} is not a plain name")
+    return text
+
+
+def _module_path(name, where: str) -> str:
+    parts = name.split(".") if isinstance(name, str) else [name]
+    for part in parts:
+        if not (isinstance(part, str) and part.isdigit()):
+            _identifier(part, where)
+    return name
 
 
 def _build_module(name: str, spec, where: str) -> nn.Module:

@@ -36,6 +36,7 @@ def test_bad_config_is_a_422_naming_field_and_range_and_stores_nothing(client, m
         ({"mu": 1.5}, "mu", "in (0.0, 1.0]"),
         ({"mlp_widths": [300, 0]}, "mlp_widths.1", "in [1, 65536]"),
         ({"momentum": 0.9}, "momentum", "in [0.0, 0.999]"),
+        ({"method": "l1-filter", "prune_start": 0.8}, "prune_end", "in [0.0, 1.0]"),
         ({"checkpoint_dir": "/etc"}, "checkpoint_dir", None),
         ({"optimizer": "adam"}, "optimizer", None),
     ]

@@ -176,6 +176,18 @@ def test_a_forged_function_is_refused(archive):
         load_compact(archive)
 
 
+def test_a_name_that_would_be_code_is_refused(archive, capsys):
+    # torch.fx writes node and layer names into the source of forward(): a forged name must
+    # never reach it.
+    def edit(document):
+        node = next(n for n in document["architecture"]["graph"] if n["op"] == "placeholder")
+        node["target"] = "x=print('forged code ran')"
+    forge(archive, edit)
+    with pytest.raises(ExportError, match="not a plain name"):
+        load_compact(archive)
+    assert "forged code ran" not in capsys.readouterr().out
+
+
 def test_a_forged_shape_is_refused(archive):
     def edit(document):
         document["architecture"]["modules"]["classifier"]["args"]["out_features"] = 11

@@ -35,3 +35,19 @@ def test_compact_off_skips_the_end_of_run_work(tmp_path):
     summary = train(TrainConfig(**RUN, compact=False, export_dir=str(tmp_path)), events.append)
     assert not [e for e in events if e["type"] in ("compact", "artifact")]
     assert "compact" not in summary and not list(tmp_path.iterdir())
+
+
+def test_a_failing_export_leaves_the_run_succeeded_with_the_reason(tmp_path, monkeypatch):
+    import pruning.job_end
+
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("the exporter refused an operation")
+
+    monkeypatch.setattr(pruning.job_end, "export_compact", broken_export)
+    events = []
+    summary = train(TrainConfig(**RUN, export_dir=str(tmp_path)), events.append)
+    assert events[-1]["type"] == "end" and summary["test_accuracy"] > 0
+    assert "compact" in summary  # measured before the export failed
+    error = next(e for e in events if e["type"] == "compact_error")
+    assert "the exporter refused an operation" in error["message"]
+    assert summary["compact_error"] == error["message"]

@@ -95,3 +95,13 @@ def test_the_live_valley_check_measures_the_line_and_changes_nothing_else():
     # train loss of that interval (a running mean, so not equal).
     last_twin_loss = [e["reference_train_loss"] for e in with_check if e["type"] == "train"][-1]
     assert valley[-1]["train_loss"][0] == pytest.approx(last_twin_loss, rel=0.5)
+
+
+def test_a_baselines_twin_trains_with_its_momentum_and_weight_decay():
+    baseline = dict(RUN, c=0.015, method="l1-filter", momentum=0.9, weight_decay=1e-4,
+                    epochs=2)
+    events, _ = collect(TrainConfig(**baseline, reference="sgd"))
+    dense, _ = collect(TrainConfig(**{**baseline, "method": "sgd"}))
+    twin_losses = [e["reference_train_loss"] for e in events if e["type"] == "train"]
+    assert twin_losses == pytest.approx([e["train_loss"] for e in dense if e["type"] == "train"],
+                                        rel=1e-6)

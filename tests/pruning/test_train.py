@@ -135,3 +135,20 @@ def test_a_requeued_job_may_resume_on_another_device_or_data_folder(tmp_path):
                         data_dir=str(tmp_path))
     events, _ = collect(moved, resume_from=tmp_path)
     assert events[0]["step"] == events[0]["steps_per_epoch"]
+
+
+def test_a_checkpoint_from_before_new_config_fields_resumes(tmp_path):
+    config = TrainConfig(**SMALL, checkpoint_dir=str(tmp_path))
+    steps = iter(range(10_000))
+    with pytest.raises(TrainingStopped):
+        collect(config, should_stop=lambda: next(steps) == 21)
+    # As an older version wrote it: no twin or baseline fields, a single running loss sum.
+    path = tmp_path / "last.pt"
+    payload = torch.load(path, weights_only=True)
+    for name in ("reference", "valley_interval", "analyses", "compact", "export_dir",
+                 "target", "target_ratio", "prune_start", "prune_end"):
+        payload["config"].pop(name)
+    payload["loss_sum"] = payload["loss_sum"][0]
+    torch.save(payload, path)
+    resumed, summary = collect(config, resume_from=tmp_path)
+    assert resumed[0]["step"] == 22 and summary["steps"] == 3 * (1437 // 64)

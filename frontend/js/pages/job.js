@@ -38,7 +38,7 @@ export async function mount(root, ctx) {
   const heatEl = h("div", { id: "chart-heatmap", class: "wide" });
   const smallModel = h("div");
   // Any submit or admin token may run an analysis: it reads the job, it changes nothing.
-  const valley = valleySection(job, { canRun: ["submit", "admin"].includes(ctx.identity?.scope) });
+  const valley = valleySection(() => job, { canRun: ["submit", "admin"].includes(ctx.identity?.scope) });
 
   root.append(head, feedback, tiles, grid, smallModel, valley.el,
     h("section", { class: "details" },

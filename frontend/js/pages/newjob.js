@@ -42,7 +42,8 @@ export async function mount(root, ctx) {
       rule ? ` (only with ${rule.field} ${rule.one_of.join(" or ")})` : "");
     input.setAttribute("aria-describedby", `error-${spec.name} help-${spec.name}`);
     help.id = `help-${spec.name}`;
-    input.addEventListener(spec.type === "bool" || spec.choices ? "change" : "input", () => {
+    const picked = spec.type === "bool" || (spec.choices && !spec.type.startsWith("list["));
+    input.addEventListener(picked ? "change" : "input", () => {
       check(spec.name);
       if (ruleFields.has(spec.name)) applyRules();
     });

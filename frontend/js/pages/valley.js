@@ -9,7 +9,13 @@ import { errorBox, h, num, statusBadge, when } from "../ui.js";
 const KINDS = [["linear", "linear path"], ["bezier", "Bézier curve"], ["hessian", "Hessian projection"], ["plane", "loss plane"]];
 const POLL_MS = 1500;
 
-export function valleySection(job, { canRun }) {
+// After a twin job succeeds its analysis is queued in the same transaction; polls that still
+// find none (a page opened on an older job, a row being created) stop after this many tries.
+const EMPTY_POLLS = 5;
+
+/** `currentJob()` gives the job as the page knows it now (its status changes while it is open). */
+export function valleySection(currentJob, { canRun }) {
+  const job = currentJob();
   const list = h("div", { id: "analyses" });
   const feedback = h("div", { class: "feedback", "aria-live": "polite" });
   const charts = h("div", { class: "charts" });
@@ -22,17 +28,27 @@ export function valleySection(job, { canRun }) {
   const drawn = { id: null };
   let timer = null;
   let closed = false;
+  let failures = 0;
+  let emptyPolls = 0;
+
+  const later = (ms) => { if (!closed) timer = setTimeout(refresh, ms); };
 
   async function refresh() {
     clearTimeout(timer);
+    const now = currentJob();
     let analyses;
     try {
       analyses = await api.listAnalyses(job.id);
     } catch (error) {
-      if (!closed) feedback.replaceChildren(errorBox(error, "Could not load the analyses: "));
+      if (closed) return;
+      feedback.replaceChildren(errorBox(error, "Could not load the analyses: "));
+      failures += 1;
+      if (error.kind !== "auth" && error.kind !== "forbidden") later(Math.min(POLL_MS * 2 ** failures, 30_000));
       return;
     }
     if (closed) return;
+    if (failures) feedback.replaceChildren();
+    failures = 0;
     list.replaceChildren(analysisTable(analyses));
     const done = analyses.filter((a) => a.status === "succeeded").pop();
     if (done && done.id !== drawn.id) {
@@ -40,10 +56,13 @@ export function valleySection(job, { canRun }) {
       drawResult(charts, done);
     } else if (!done && !analyses.length) {
       charts.replaceChildren(h("p", { class: "muted", id: "valley-empty" }, job.config.reference === "sgd"
-        ? (job.status === "succeeded" ? "No analysis yet: run one above." : "The analysis starts by itself when the job succeeds.")
+        ? (now.status === "succeeded" ? "No analysis yet: run one above." : "The analysis starts by itself when the job succeeds.")
         : "This job trained no SGD twin: name a finished SGD job of the same model and dataset as the reference to analyse it."));
     }
-    if (analyses.some((a) => a.status === "queued" || a.status === "running")) timer = setTimeout(refresh, POLL_MS);
+    const active = analyses.some((a) => a.status === "queued" || a.status === "running");
+    const awaited = !analyses.length && now.status === "succeeded" && job.config.reference === "sgd"
+      && (job.config.analyses || []).length && emptyPolls++ < EMPTY_POLLS;
+    if (active || awaited) later(POLL_MS);
   }
 
   refresh();
