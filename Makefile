@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pruning backend worker cli tests bench
+	$(VENV)/bin/ruff check pruning backend worker cli tests bench docs
 
 bench: $(STAMP)
 	$(PY) bench/optimizer_step.py
@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) bench/sse_latency.py
 	$(PY) bench/compact_speedup.py
 	$(PY) bench/valley_cost.py
+	$(PY) bench/compare_methods.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
