@@ -47,6 +47,11 @@ def test_the_valley_charts_and_the_small_model_of_a_twin_job(signed_in, stack, a
     assert hashlib.sha256(response.body()).hexdigest() == listed["model.safetensors"]["sha256"]
     assert listed["model.safetensors"]["sha256"] in page.inner_text("#artifacts")
     shot(page, "job-valley")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(500)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, \
+        "the job page scrolls sideways on a phone"
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # Another analysis from the page: a bad reference is refused at once, a good run appears.
     page.fill("#analysis-reference", "999999")

@@ -32,9 +32,10 @@ function reportTable(r) {
     ["test accuracy", pct(r.pruned_test_accuracy, 2), pct(r.compact_test_accuracy, 2),
       r.accuracy_equal ? "equal" : "differs"],
   ];
-  return h("table", { class: "kv", id: "compact-report" },
+  // Four columns of numbers: on a phone the table scrolls inside its box, not the whole page.
+  return h("div", { class: "table-scroll" }, h("table", { class: "kv", id: "compact-report" },
     h("thead", {}, h("tr", {}, ["", "pruned (dense shape)", "compact", "change"].map((c) => h("th", {}, c)))),
-    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, i) => (i ? h("td", {}, c) : h("th", {}, c)))))));
+    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, i) => (i ? h("td", {}, c) : h("th", {}, c))))))));
 }
 
 function artifactList(artifacts) {
