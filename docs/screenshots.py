@@ -5,9 +5,9 @@
 
 ``valley`` submits the digits demo with an SGD twin for mlp and cnn-small (every analysis on),
 waits for the jobs and their analyses, prints the headline numbers as JSON and saves element
-screenshots of the job page to docs/images/. ``compare`` submits every method on digits (mlp, the
-settings of bench/compare_methods.py) and saves the compare page. Both use Debian's Chromium, as
-the browser tests do.
+screenshots of the job page, and the whole mlp job page, to docs/images/. ``compare`` submits
+every method on digits (mlp, the settings of bench/compare_methods.py) and saves the compare
+page. Both use Debian's Chromium, as the browser tests do.
 """
 
 from __future__ import annotations
@@ -109,6 +109,8 @@ def valley() -> None:
             page.wait_for_timeout(1000)
             for image, selector in CHARTS.items():
                 page.locator(selector).screenshot(path=IMAGES / f"{image}-{name}.png")
+            if name == "mlp":  # the README's picture of a whole job page
+                page.screenshot(path=IMAGES / "job-page.png", full_page=True)
 
 
 def compare() -> None:
