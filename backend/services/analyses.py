@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.models import Analysis, Job
 from backend.services.jobs import IllegalTransition
+
+# A guard against a runaway script, not a scheduler: more than this many analyses of one job
+# waiting or running at once is refused (HTTP 409) until some finish.
+MAX_PENDING = 3
 
 # Config fields that fix the network's shape: a reference must agree on all of them, or its
 # weights do not fit the pruned job's architecture.
@@ -32,6 +36,11 @@ def create_analysis(session: Session, job: Job, *, reference: Job | None,
                                f"of a finished job with the same model and dataset")
     else:
         check_reference(job, reference)
+    pending = session.scalar(select(func.count()).select_from(Analysis).where(
+        Analysis.job_id == job.id, Analysis.status.in_(("queued", "running"))))
+    if pending >= MAX_PENDING:
+        raise IllegalTransition(f"job {job.id} has {pending} analyses queued or running; wait "
+                                f"for one to finish")
     analysis = Analysis(job_id=job.id, reference_job_id=reference.id if reference else None,
                         options=options, status="queued", progress=0.0, message="queued")
     session.add(analysis)

@@ -45,6 +45,10 @@ def test_an_analysis_of_a_finished_twin_job_is_queued_with_its_options(client, m
     assert [a["id"] for a in listed] == [analysis["id"]]
     # An empty body is fine too.
     assert client.post(f"{JOBS}/{job_id}/analyses", headers=headers).status_code == 201
+    # No worker reads this test's queue: three are now waiting, and a fourth is refused.
+    assert client.post(f"{JOBS}/{job_id}/analyses", headers=headers).status_code == 201
+    response = client.post(f"{JOBS}/{job_id}/analyses", headers=headers)
+    assert response.status_code == 409 and "3 analyses queued or running" in response.text
 
 
 def test_a_second_finished_job_can_be_the_reference(client, make_token, settings):
