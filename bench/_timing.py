@@ -119,3 +119,25 @@ def _machine_busy_seconds() -> float | None:
 def _own_busy_seconds() -> float:
     times = os.times()
     return times.user + times.system
+
+
+def markdown_row(*cells) -> str:
+    """One row of the Markdown tables the benchmarks print (and bench/README.md keeps)."""
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def add_hardware_arguments(parser, *, device: bool = True) -> None:
+    """--threads (and --device): where a benchmark runs; read back with ``apply_hardware``."""
+    if device:
+        parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+
+
+def apply_hardware(parser, args) -> torch.device:
+    """Sets the thread count; the device asked for, refused through ``parser`` without CUDA."""
+    device = torch.device(getattr(args, "device", "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: this torch build sees no CUDA device")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return device

@@ -19,7 +19,16 @@ import time
 from functools import partial
 
 import torch
-from _timing import OtherLoad, format_seconds, interleaved_medians
+from _timing import (
+    OtherLoad,
+    add_hardware_arguments,
+    apply_hardware,
+    format_seconds,
+    interleaved_medians,
+)
+from _timing import (
+    markdown_row as row,
+)
 from torch import nn
 
 from pruning.compact import compact
@@ -71,21 +80,12 @@ def prepare(name: str, fraction: float, multiple: int,
     return model.to(device), small.to(device), 1 / flops_fraction, cost.dense_flops / counted
 
 
-def row(*cells) -> str:
-    return "| " + " | ".join(str(cell) for cell in cells) + " |"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, noisier")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add_hardware_arguments(parser)
     args = parser.parse_args()
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: this torch build sees no CUDA device")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = apply_hardware(parser, args)
     rounds, warmup = (3, 1) if args.quick else (9, 2)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"# Compact-network speedup, {datetime.date.today()}, torch {torch.__version__}, "

@@ -19,7 +19,17 @@ import time
 
 import torch
 import torch.nn.functional as F
-from _timing import OtherLoad, Timings, format_seconds, interleaved_medians
+from _timing import (
+    OtherLoad,
+    Timings,
+    add_hardware_arguments,
+    apply_hardware,
+    format_seconds,
+    interleaved_medians,
+)
+from _timing import (
+    markdown_row as row,
+)
 from torch import nn
 from torch.optim import SGD, Optimizer
 
@@ -67,11 +77,11 @@ class ReferenceSDprun(Optimizer):
                 threshold = self.state[weights[0]]["threshold"]
                 scale = math.sqrt(sum(v[0].numel() for v in accumulators))
                 tiny = torch.finfo(accumulators[0].dtype).tiny
-                for row in range(accumulators[0].shape[0]):
-                    norm = torch.sqrt(sum(v[row].pow(2).sum() for v in accumulators))
+                for unit in range(accumulators[0].shape[0]):
+                    norm = torch.sqrt(sum(v[unit].pow(2).sum() for v in accumulators))
                     factor = torch.clamp(1 - threshold * scale / torch.clamp(norm, min=tiny), min=0)
                     for p, v in zip(weights, accumulators, strict=True):
-                        p[row] = v[row] * factor
+                        p[unit] = v[unit] * factor
 
 
 def fixed_gradients(model: nn.Module, row_scaled: bool = False) -> dict[nn.Parameter, torch.Tensor]:
@@ -181,21 +191,12 @@ def bench_training_step(name: str, batch: int, rounds: int, warmup: int,
     return interleaved_medians(steps, rounds=rounds, warmup=warmup, device=device)
 
 
-def row(*cells) -> str:
-    return "| " + " | ".join(str(cell) for cell in cells) + " |"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a much shorter, noisier run")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add_hardware_arguments(parser)
     args = parser.parse_args()
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: this torch build sees no CUDA device")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = apply_hardware(parser, args)
     # (rounds, warm-up rounds): the vgg16-bn reference loop takes most of a second and a resnet20
     # training step about one on a 2-core CPU, so those two bound the run time.
     step_plan = {"mlp": (25, 3), "vgg16-bn": (20, 3)}

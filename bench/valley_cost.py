@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 import torch
-from _timing import OtherLoad
+from _timing import OtherLoad, add_hardware_arguments, apply_hardware
+from _timing import markdown_row as row
 from compare_methods import DUAL_AVERAGING
 
 from pruning import TrainConfig, train
@@ -171,20 +172,15 @@ def options_for(quick: bool) -> ValleyOptions:
     return ValleyOptions(random_directions=100)
 
 
-def row(*cells) -> str:
-    return "| " + " | ".join(str(cell) for cell in cells) + " |"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs, points and grid")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add_hardware_arguments(parser, device=False)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--states", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_hardware(parser, args)
     options = options_for(args.quick)
     if args.child:
         print(json.dumps(child(args.child, args.model, args.states, options)))
