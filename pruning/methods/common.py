@@ -88,6 +88,18 @@ def pick_to_prune(priority: torch.Tensor, ranks: torch.Tensor, count: int) -> to
     return prune
 
 
+def final_prune_counts(job: Job) -> list[int]:
+    """Units each layer has lost once the run reaches its target (``keep_counts`` at the end)."""
+    counts = keep_counts(job, job.config.target_ratio)
+    return [g.num_units - c for g, c in zip(job.structure.groups, counts, strict=True)]
+
+
+def unit_zeros(job: Job) -> list[torch.Tensor]:
+    """One float64 zero per unit of every group: per-unit state such as a probability."""
+    return [torch.zeros(g.num_units, dtype=torch.float64, device=job.device)
+            for g in job.structure.groups]
+
+
 def keep_counts(job: Job, ratio: float) -> list[int]:
     """Units to keep per layer so the same fraction stays in every layer and at least ``ratio``
     of the dense FLOPs (or params, per ``config.target``) is removed.

@@ -21,10 +21,11 @@ import torch
 from pruning.methods import METHOD_CLASSES
 from pruning.methods.common import (
     MaskedMethod,
-    keep_counts,
+    final_prune_counts,
     pick_to_prune,
     rank_increment,
     rank_of,
+    unit_zeros,
     weight_l1,
 )
 
@@ -32,11 +33,8 @@ from pruning.methods.common import (
 class IncReg(MaskedMethod):
     def __init__(self, job):
         super().__init__(job)
-        counts = keep_counts(job, job.config.target_ratio)
-        self.to_prune = [g.num_units - c for g, c in zip(job.structure.groups, counts,
-                                                          strict=True)]
-        self.penalty = [torch.zeros(g.num_units, dtype=torch.float64, device=job.device)
-                        for g in job.structure.groups]
+        self.to_prune = final_prune_counts(job)
+        self.penalty = unit_zeros(job)
         self.mean_rank = [torch.zeros_like(p) for p in self.penalty]
         self.decisions = 0
 

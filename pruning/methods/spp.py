@@ -22,11 +22,12 @@ from pruning.methods import METHOD_CLASSES
 from pruning.methods.common import (
     MaskedMethod,
     apply_keep,
-    keep_counts,
+    final_prune_counts,
     mask_grads,
     pick_to_prune,
     rank_increment,
     rank_of,
+    unit_zeros,
     weight_l1,
 )
 
@@ -34,11 +35,8 @@ from pruning.methods.common import (
 class SPP(MaskedMethod):
     def __init__(self, job):
         super().__init__(job)
-        counts = keep_counts(job, job.config.target_ratio)
-        self.to_prune = [g.num_units - c for g, c in zip(job.structure.groups, counts,
-                                                          strict=True)]
-        self.probability = [torch.zeros(g.num_units, dtype=torch.float64, device=job.device)
-                            for g in job.structure.groups]
+        self.to_prune = final_prune_counts(job)
+        self.probability = unit_zeros(job)
         self._sampled: list[torch.Tensor] | None = None
         self._saved: list[list[torch.Tensor]] = []
 
