@@ -223,5 +223,6 @@ class ScheduledPruning(MaskedMethod):
                 for s, k, c in zip(scores, self.keep, counts, strict=True)]
 
     def scores(self, step: int) -> list[torch.Tensor]:
-        """Importance of every unit per layer (higher stays)."""
+        """Importance of every unit per layer (higher stays). The abstract hook of the default
+        ``select``: l1-filter and eigendamage define it; pivot replaces ``select`` instead."""
         raise NotImplementedError
