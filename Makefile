@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pruning backend worker cli tests bench docs
+	$(VENV)/bin/ruff check pruneboard pruning backend worker cli tests bench docs
 
 bench: $(STAMP)
 	$(PY) bench/optimizer_step.py

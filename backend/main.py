@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from backend.api import analyses, events, jobs, metrics, system
-from backend.job_spec import SERVER_FIELDS, allowed_range, spec_by_name
+from backend.api.spec_body import BodyRefused
 from backend.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (jobs, metrics, events, system, analyses):
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(BodyRefused, _body_refused)
     app.middleware("http")(_limit_body(settings.max_body_bytes))
     app.get("/vendor/plotly.min.js", include_in_schema=False)(_plotly_bundle)
     # Last, so /api and /docs win: the static dashboard on the same origin as the API.
@@ -42,18 +43,22 @@ def _plotly_bundle() -> FileResponse:
                         headers={"Cache-Control": "public, max-age=86400"})
 
 
+async def _body_refused(request: Request, error: BodyRefused) -> JSONResponse:
+    """422 with one entry per bad field of a spec-validated body (backend.api.spec_body)."""
+    return JSONResponse(status_code=422, content={"detail": error.entries})
+
+
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-    """422 with one entry per bad field: its name, what is wrong, and what is allowed."""
-    specs = spec_by_name()
+    """422 with one entry per bad query, path or plain-model body field."""
     details = []
     for item in error.errors():
+        if item["type"] == "json_invalid":
+            details.append({"field": "body", "message": "the body is not valid JSON: "
+                            f"{item.get('ctx', {}).get('error', item['msg'])}"})
+            continue
         location = [str(part) for part in item["loc"] if part not in ("body", "query", "path")]
-        field = ".".join(location) or "body"
-        entry = {"field": field, "message": item["msg"].removeprefix("Value error, ")}
-        spec = specs.get(location[0]) if location else None
-        if spec is not None and location[0] not in SERVER_FIELDS and allowed_range(spec):
-            entry["allowed"] = allowed_range(spec)
-        details.append(entry)
+        details.append({"field": ".".join(location) or "body",
+                        "message": item["msg"].removeprefix("Value error, ")})
     return JSONResponse(status_code=422, content={"detail": details})
 
 

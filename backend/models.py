@@ -174,6 +174,9 @@ class Worker(Base):
     current_job_id: Mapped[int | None] = mapped_column(BigId)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The dataset folders this worker can read under its data roots, with their facts
+    # (pruning.data.scan_data_roots): what a job's data_dir is validated against.
+    datasets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=list)
 
 
 class ApiToken(Base):

@@ -1,11 +1,11 @@
-"""Response shapes of the API (requests are validated by backend.job_spec)."""
+"""Response shapes of the API (job and analysis bodies are validated by pruneboard.spec)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from backend.models import Job
 
@@ -97,6 +97,8 @@ class WorkerOut(BaseModel):
     current_job_id: int | None
     heartbeat_at: datetime
     heartbeat_age_s: float
+    # The dataset folders it can read: {dataset, data_dir, input_shape, num_classes, train_size}.
+    datasets: list[dict[str, Any]] = []
 
 
 class SessionIn(BaseModel):
@@ -115,33 +117,6 @@ class TokenIn(BaseModel):
 
 class TokenOut(IdentityOut):
     token: str
-
-
-class AnalysisIn(BaseModel):
-    """POST /jobs/{id}/analyses. The options mirror pruning.valley.ValleyOptions."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kinds: Annotated[list[Literal["linear", "bezier", "hessian", "plane"]],
-                     Field(min_length=1, max_length=4,
-                           description="analyses to run (default: the job's `analyses`)")] = []
-    reference_job_id: Annotated[int | None, Field(
-        ge=1, description="a finished job to compare with (default: the job's own SGD twin)")
-    ] = None
-    points: Annotated[int, Field(ge=3, le=401, description="points on the linear path")] = 41
-    bezier_points: Annotated[int, Field(ge=3, le=401)] = 21
-    bezier_steps: Annotated[int, Field(ge=1, le=100_000,
-                                       description="training steps of the curve's middle")] = 200
-    hessian_k: Annotated[int, Field(ge=1, le=100, description="top Hessian eigenpairs")] = 10
-    random_directions: Annotated[int, Field(ge=1, le=1000)] = 10
-    plane_grid: Annotated[int, Field(ge=3, le=101, description="grid points per axis")] = 21
-    eval_samples: Annotated[int, Field(ge=64, le=10_000_000, description="training samples "
-                                       "used for every train-loss evaluation")] = 5000
-
-    def engine_options(self, default_kinds: list[str]) -> dict[str, Any]:
-        options = self.model_dump(exclude={"reference_job_id"})
-        options["kinds"] = list(dict.fromkeys(self.kinds or default_kinds))
-        return options
 
 
 class AnalysisOut(BaseModel):

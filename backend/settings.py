@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pruneboard.spec import ServiceLimits
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PRUNEBOARD_", env_file=".env", extra="ignore")
+    # Nested settings by double underscore: PRUNEBOARD_LIMITS__MAX_MODEL_PARAMS=...
+    model_config = SettingsConfigDict(env_prefix="PRUNEBOARD_", env_file=".env", extra="ignore",
+                                      env_nested_delimiter="__")
 
     # The embedded default: everything under one data folder, no external service.
     data_dir: Path = Path("pruneboard-data")
@@ -17,7 +24,10 @@ class Settings(BaseSettings):
     broker_url: str = ""          # empty: kombu's filesystem transport under <data_dir>/broker
     queue_name: str = "pruneboard"  # the Celery queue jobs go to
     artifact_dir: Path | None = None  # empty: <data_dir>/artifacts
-    dataset_dir: Path | None = None   # where workers find mnist/cifar files by default
+    # Folders whose sub-folders hold datasets: a job's data_dir names one of those sub-folders,
+    # never a path. An os.pathsep-separated list in PRUNEBOARD_DATA_ROOTS (NoDecode: not JSON);
+    # empty: <data_dir>/datasets.
+    data_roots: Annotated[list[Path], NoDecode] = []
 
     heartbeat_interval_s: float = 3.0
     # A running job whose heartbeat is older than this is requeued from its last checkpoint.
@@ -32,6 +42,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     cookie_secure: bool = False
     sse_poll_interval_s: float = 0.2
+    # What one job or analysis may ask of a worker host (pruneboard.spec.ServiceLimits).
+    limits: ServiceLimits = ServiceLimits()
+
+    @field_validator("data_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(os.pathsep) if part.strip()]
+        return value
+
+    @property
+    def resolved_data_roots(self) -> list[Path]:
+        """Where workers look for dataset folders, in order (an earlier root wins a name)."""
+        roots = self.data_roots or [self.data_dir / "datasets"]
+        return [root.expanduser().resolve() for root in roots]
 
     @property
     def resolved_database_url(self) -> str:

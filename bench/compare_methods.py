@@ -17,8 +17,8 @@ import time
 
 import torch
 
+from pruneboard.spec import BASELINES, METHODS
 from pruning import TrainConfig, train
-from pruning.config import BASELINES, METHODS
 
 EPOCHS = 80  # the digits demo's budget
 SHARED = dict(dataset="digits", batch_size=64, lr=0.1, seed=0, device="cpu", compact=False,

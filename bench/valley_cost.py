@@ -37,8 +37,8 @@ from compare_methods import DUAL_AVERAGING
 from pruning import TrainConfig, train
 from pruning.checkpoint import load_checkpoint
 from pruning.data import load_dataset
+from pruning.job import prepare
 from pruning.models import build_model
-from pruning.setup import prepare
 from pruning.valley import (
     HessianVectorProduct,
     ValleyOptions,

@@ -1,8 +1,6 @@
-"""`pruneboard config-spec`: print the job config's fields as JSON.
+"""`pruneboard config-spec`: print the job spec as JSON (what GET /api/v1/config-spec serves).
 
-The API may not import the engine, so it reads this output from backend/job_config_spec.json;
-regenerate that file with `pruneboard config-spec > backend/job_config_spec.json` after changing
-TrainConfig (a test fails while the two differ).
+Without a service behind it, the document lists no worker data folders and the default limits.
 """
 
 from __future__ import annotations
@@ -11,13 +9,13 @@ import json
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("config-spec", help="print the job config fields as JSON",
-                                 description=__doc__.splitlines()[0])
+    parser = commands.add_parser("config-spec", help="print the job spec (JSON Schema, sections, "
+                                 "limits, presets) as JSON", description=__doc__.splitlines()[0])
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from pruning.config import config_spec
+    from pruneboard.spec import config_document
 
-    print(json.dumps(config_spec(), indent=2, ensure_ascii=False))
+    print(json.dumps(config_document(), indent=2, ensure_ascii=False))
     return 0

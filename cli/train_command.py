@@ -1,14 +1,14 @@
 """`pruneboard train`: one job in the foreground with a progress bar and a summary table.
 
-Its flags are generated from ``TrainConfig``'s fields (``--batch-size`` for ``batch_size``), so
-they always mirror the config that a config file, the API and the engine take.
+Its flags are generated from the job spec's fields (``--batch-size`` for ``batch_size``), so
+they always mirror the config that a config file, the API and the engine take; building the
+parser imports only the torch-free spec.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import sys
 import tempfile
@@ -20,9 +20,7 @@ from cli.errors import UsageError
 
 
 def register(commands) -> None:
-    # The flags come from the config spec (JSON, kept equal to TrainConfig by a test), so
-    # building the parser for any command does not import torch.
-    from backend.job_spec import allowed_range, load_spec
+    from pruneboard.spec import JobSpec, allowed_range
 
     parser = commands.add_parser("train", help="run one training/pruning job here",
                                  description=__doc__.splitlines()[0])
@@ -32,38 +30,51 @@ def register(commands) -> None:
     parser.add_argument("--resume", type=Path, help="continue from this checkpoint (file or "
                         "checkpoint folder)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    for field in load_spec():
-        name, default = field["name"], field["default"]
-        shown = ",".join(map(str, default)) if isinstance(default, list) else default
-        allowed = allowed_range(field)
-        help_text = f"{field['help']} ({allowed + '; ' if allowed else ''}default {shown})"
-        if field["type"] == "bool":
-            parser.add_argument("--" + name.replace("_", "-"), dest=name,
-                                action=argparse.BooleanOptionalAction,
-                                default=argparse.SUPPRESS, help=help_text)
-        else:
-            parser.add_argument("--" + name.replace("_", "-"), dest=name,
-                                type=_number if field["type"] in ("int", "float") else _text,
-                                default=argparse.SUPPRESS, metavar=name.upper(),
-                                help=help_text)
+    for name, field in JobSpec.model_fields.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS,
+                            help=flag_help(name, field, allowed_range(JobSpec, name)),
+                            **_flag_kind(field.get_default(call_default_factory=True,
+                                                           validated_data={}), name))
     parser.set_defaults(run=run)
 
 
+def flag_help(name: str, field, allowed: str | None) -> str:
+    """The spec's description, its range and its default: what --help shows for the flag."""
+    default = field.get_default(call_default_factory=True, validated_data={})
+    shown = ",".join(map(str, default)) if isinstance(default, tuple | list) else default
+    return f"{field.description} ({allowed + '; ' if allowed else ''}default {shown})"
+
+
+def _flag_kind(default, name: str) -> dict:
+    if isinstance(default, bool):
+        return {"action": argparse.BooleanOptionalAction}
+    if isinstance(default, tuple | list):
+        return {"type": _list, "metavar": name.upper()}
+    if isinstance(default, int | float):
+        return {"type": _number, "metavar": name.upper()}
+    return {"type": _text, "metavar": name.upper()}
+
+
 def run(args: argparse.Namespace) -> int:
-    from pruning.config import ConfigError, TrainConfig
+    from pydantic import ValidationError
+
+    from pruneboard.spec import JobSpec, describe
 
     values = _read_config_file(args.config) if args.config else {}
-    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                   if hasattr(args, f.name)})
+    values.update({name: getattr(args, name) for name in JobSpec.model_fields
+                   if hasattr(args, name)})
     try:
-        config = TrainConfig.from_dict(values)
-    except ConfigError as error:
-        raise UsageError(f"invalid {error.field}: {error.message}") from None
+        config = JobSpec.model_validate(values)
+    except ValidationError as error:
+        first = describe(error, JobSpec)[0]
+        allowed = first.get("allowed")
+        allowed = f" (allowed {allowed})" if allowed and allowed not in first["message"] else ""
+        raise UsageError(f"invalid {first['field']}: {first['message']}{allowed}") from None
     with contextlib.ExitStack() as stack:
         if _analyses_follow(config) and not config.checkpoint_dir:
             # The analysis reads the final weights of the run and its twin from a checkpoint.
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="pruneboard-"))
-            config = dataclasses.replace(config, checkpoint_dir=folder)
+            config = config.replace(checkpoint_dir=folder)
         _train(config, args)
         if _analyses_follow(config):
             _analyze(config, quiet=args.quiet)
@@ -109,8 +120,8 @@ def _analyze(config, *, quiet: bool) -> None:
     from tqdm import tqdm
 
     from cli.analyze_command import format_result
-    from pruning.analysis_run import AnalysisError, run_valley_analysis
     from pruning.checkpoint import checkpoint_path
+    from pruning.valley.analysis_run import AnalysisError, run_valley_analysis
 
     with tqdm(total=100, unit="%", file=sys.stderr, disable=quiet,
               desc="loss-valley analysis") as bar:
@@ -128,13 +139,21 @@ def _analyze(config, *, quiet: bool) -> None:
 
 
 def _number(text: str):
-    # The config checks types and ranges and names the field; here numbers just become numbers.
+    # The spec checks types and ranges and names the field; here numbers just become numbers.
     for kind in (int, float):
         try:
             return kind(text)
         except ValueError:
             pass
     return text
+
+
+def _list(text: str) -> list:
+    """Comma-separated values (a shape may also be written 3x32x32)."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if len(items) == 1 and "x" in items[0] and items[0].replace("x", "").isdigit():
+        items = items[0].split("x")
+    return [_number(item) for item in items]
 
 
 def _text(text: str) -> str | None:

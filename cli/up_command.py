@@ -1,7 +1,8 @@
 """`pruneboard up`: the whole service on one machine, with no other program to install.
 
 The API, one local CPU worker, SQLite and Celery's file-system broker, all under one data
-folder: DIR/pruneboard.db, DIR/broker/, DIR/artifacts/ and DIR/admin-token. Production swaps in
+folder: DIR/pruneboard.db, DIR/broker/, DIR/artifacts/ and DIR/admin-token. The worker reads
+datasets from the folders under DIR/datasets/ and any --data-root. Production swaps in
 PostgreSQL and Redis by setting PRUNEBOARD_DATABASE_URL and PRUNEBOARD_BROKER_URL (see
 docs/service.md); everything else stays the same.
 """
@@ -33,6 +34,10 @@ def register(commands) -> None:
                         default=Path(os.environ.get("PRUNEBOARD_DATA_DIR", "pruneboard-data")),
                         help="folder for the database, queue, artifacts and admin token "
                              "(env PRUNEBOARD_DATA_DIR; default ./pruneboard-data)")
+    parser.add_argument("--data-root", type=Path, action="append", metavar="PATH",
+                        help="also serve the dataset folders under PATH, after DIR/datasets "
+                             "(repeatable; default: PRUNEBOARD_DATA_ROOTS, "
+                             f"{os.pathsep!r}-separated)")
     parser.add_argument("--no-worker", action="store_true",
                         help="serve the API only; workers run elsewhere")
     parser.set_defaults(run=run)
@@ -46,8 +51,10 @@ def run(args) -> int:
     _check_port_free(args.host, args.port)
     data_dir = args.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    roots = data_roots(data_dir, args.data_root)
     # Set in our own environment so that the worker subprocess inherits the same settings.
     os.environ["PRUNEBOARD_DATA_DIR"] = str(data_dir)
+    os.environ["PRUNEBOARD_DATA_ROOTS"] = os.pathsep.join(map(str, roots))
 
     import uvicorn
 
@@ -64,7 +71,8 @@ def run(args) -> int:
     url = f"http://{args.host}:{args.port}/"
     try:
         worker = None if args.no_worker else LocalWorker()
-        print(f"Pruneboard at {url}\n  data:        {data_dir}\n  admin token: {token}\n"
+        print(f"Pruneboard at {url}\n  data:        {data_dir}\n"
+              f"  data roots:  {os.pathsep.join(map(str, roots))}\n  admin token: {token}\n"
               f"  CLI:         export PRUNEBOARD_URL={url.rstrip('/')} PRUNEBOARD_TOKEN={token}",
               flush=True)
         # Open event streams would otherwise hold the shutdown until their clients leave.
@@ -77,6 +85,25 @@ def run(args) -> int:
             worker.stop()
     print("pruneboard stopped", file=sys.stderr)
     return 0
+
+
+def data_roots(data_dir: Path, extra: list[Path] | None) -> list[Path]:
+    """DIR/datasets (created), then the --data-root folders (else PRUNEBOARD_DATA_ROOTS's), as
+    absolute paths, each once. A job's data_dir names a folder in the first root that has it."""
+    if extra is None:
+        extra = [Path(p) for p in os.environ.get("PRUNEBOARD_DATA_ROOTS", "").split(os.pathsep)
+                 if p.strip()]
+    own = data_dir / "datasets"
+    own.mkdir(parents=True, exist_ok=True)
+    roots = [own]
+    for root in extra:
+        root = root.expanduser().resolve()
+        if not root.is_dir():
+            # Checked here: a worker would only report no datasets for it, with no error shown.
+            raise UsageError(f"--data-root {root}: no such folder")
+        if root not in roots:
+            roots.append(root)
+    return roots
 
 
 def _raise_stop(signum, frame) -> None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from cli.errors import UsageError
 
@@ -39,15 +40,24 @@ def register(commands) -> None:
                         "PRUNEBOARD_QUEUE_NAME, else pruneboard)")
     parser.add_argument("--loglevel", default="info", choices=LOG_LEVELS,
                         help="Celery's log level (default info)")
+    parser.add_argument("--data-root", type=Path, action="append", metavar="PATH",
+                        help="a folder whose sub-folders hold datasets; jobs name those "
+                             "sub-folders in data_dir (repeatable, the first root having a "
+                             "name wins; default: PRUNEBOARD_DATA_ROOTS, else DATA_DIR/datasets)")
     parser.set_defaults(run=run)
 
 
 def worker_processes(*, gpus: list[int] | None, queue: str, loglevel: str,
-                     environ: dict[str, str] | None = None) -> list[WorkerProcess]:
+                     environ: dict[str, str] | None = None,
+                     data_roots: list[Path] | None = None) -> list[WorkerProcess]:
     """The processes to start: commands and environments, nothing started yet."""
     base = dict(os.environ if environ is None else environ)
     # The reaper re-sends lost jobs on the worker's own queue, so the setting must match -Q.
     base["PRUNEBOARD_QUEUE_NAME"] = queue
+    if data_roots:
+        # Absolute: the children resolve nothing against a working folder of their own.
+        base["PRUNEBOARD_DATA_ROOTS"] = os.pathsep.join(
+            str(root.expanduser().resolve()) for root in data_roots)
     devices = [("cpu", "cpu", "")] if gpus is None else [
         (f"gpu{gpu}", "cuda", str(gpu)) for gpu in gpus]
     processes = []
@@ -70,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.gpus is not None:
         _check_gpus(args.gpus)
-    queue = args.queue or get_settings().queue_name
-    processes = worker_processes(gpus=args.gpus, queue=queue, loglevel=args.loglevel)
+    settings = get_settings()
+    queue = args.queue or settings.queue_name
+    processes = worker_processes(gpus=args.gpus, queue=queue, loglevel=args.loglevel,
+                                 data_roots=args.data_root)
+    roots = ([root.expanduser().resolve() for root in args.data_root] if args.data_root
+             else settings.resolved_data_roots)
     children: dict[str, subprocess.Popen] = {}
     stopping = False
 
@@ -91,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
                                                       start_new_session=True,
                                                       preexec_fn=_die_with_parent)
         pids = ", ".join(f"{name} pid {child.pid}" for name, child in children.items())
-        print(f"pruneboard: worker(s) on queue {queue!r}: {pids}", file=sys.stderr, flush=True)
+        print(f"pruneboard: worker(s) on queue {queue!r}: {pids}; data roots: "
+              f"{os.pathsep.join(map(str, roots))}", file=sys.stderr, flush=True)
         return _supervise(children, lambda: stopping)
     finally:
         for sig, handler in previous.items():

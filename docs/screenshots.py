@@ -114,7 +114,7 @@ def valley() -> None:
 
 
 def compare() -> None:
-    from pruning.config import METHODS
+    from pruneboard.spec import METHODS
 
     with service_and_browser() as (stack, api, page):
         ids = []

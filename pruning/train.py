@@ -11,11 +11,11 @@ and ``step``, the number of completed optimizer steps):
 - ``checkpoint``: path.  ``error``: message (the run then raises).  ``end``: summary.
 
 With ``reference="sgd"`` an SGD twin trains in lock-step on the same minibatches
-(``pruning.reference``): train events add reference_train_loss, eval events reference_test_loss
+(``pruning.twin``): train events add reference_train_loss, eval events reference_test_loss
 and reference_test_accuracy, and every ``valley_interval`` epochs a ``valley`` event carries the
-train loss on the line from the twin to the current weights (``pruning.valley_monitor``). With
-``compact`` the run ends with a ``compact`` event (``pruning.job_end``): the physically smaller
-network's size, latency and accuracy, and one ``artifact`` event per exported file.
+train loss on the line from the twin to the current weights (``pruning.valley.monitor``). With
+``compact`` the run ends with a ``compact`` event (``pruning.compact.job_end``): the physically
+smaller network's size, latency and accuracy, and one ``artifact`` event per exported file.
 
 On the CPU the same config gives bit-identical metrics, and resuming from a checkpoint continues
 bit-identically: data order and augmentation are functions of (seed, epoch, step).
@@ -32,15 +32,15 @@ import torch
 import torch.nn.functional as F
 
 from pruning.checkpoint import load_checkpoint, restore_rng, save_checkpoint
+from pruning.compact.job_end import finish_events
 from pruning.config import TrainConfig
 from pruning.data import augment_batch
 from pruning.evaluate import evaluate
-from pruning.job_end import finish_events
+from pruning.job import Job, prepare
 from pruning.metrics import sparsity_metrics
-from pruning.reference import step_model
 from pruning.schedules import learning_rate
-from pruning.setup import Job, prepare
-from pruning.valley_monitor import valley_event
+from pruning.twin import step_model
+from pruning.valley.monitor import valley_event
 
 EventSink = Callable[[dict], None]
 

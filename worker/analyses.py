@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from backend.db import session_scope
 from backend.models import Analysis, Job, utcnow
 from backend.settings import Settings
-from pruning.analysis_run import AnalysisError, run_valley_analysis
 from pruning.checkpoint import checkpoint_path
+from pruning.valley.analysis_run import AnalysisError, run_valley_analysis
 from worker.heartbeat import Heartbeat
 from worker.tasks import job_config, json_safe
 

@@ -1,7 +1,10 @@
 """Liveness, cancellation and recovery, on one daemon thread per worker process.
 
 Every ``heartbeat_interval_s`` the thread
-- upserts this worker's ``workers`` row (what the API's worker list shows),
+- upserts this worker's ``workers`` row (what the API's worker list shows), with the dataset
+  folders it can read under its data roots (``datasets``: what a job's ``data_dir`` is checked
+  against). The roots are rescanned at start and then at most every ``DATASET_SCAN_INTERVAL_S``:
+  a scan only stats unchanged folders, but a beat need not do even that;
 - touches ``heartbeat_at`` of the job it runs and reads that job's ``cancel_requested``: the
   training loop's ``should_stop`` then only reads a flag, never the database;
 - touches ``heartbeat_at`` of the loss-valley analysis it runs, if any;
@@ -19,6 +22,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -33,6 +37,8 @@ from worker.jobs import reap_lost_analyses, reap_lost_jobs
 log = logging.getLogger(__name__)
 
 DEVICE_ENV = "PRUNEBOARD_WORKER_DEVICE"
+# A folder added under a data root shows up in the worker list within this long.
+DATASET_SCAN_INTERVAL_S = 30.0
 
 
 def worker_device() -> str:
@@ -81,6 +87,8 @@ class Heartbeat:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self._datasets: list[dict] = []
+        self._scanned_at: float | None = None  # time.monotonic() of the last scan
 
     def start(self) -> None:
         """Register, reap once (a worker starting after a crash recovers its jobs at once), then
@@ -124,13 +132,28 @@ class Heartbeat:
     def should_stop(self) -> bool:
         return self._cancel.is_set() or self._lost.is_set()
 
+    def datasets(self) -> list[dict]:
+        """The dataset folders under this worker's data roots, rescanned when the last scan is
+        ``DATASET_SCAN_INTERVAL_S`` old (a bad folder is skipped by the scan, never raised)."""
+        moment = time.monotonic()
+        if self._scanned_at is None or moment - self._scanned_at >= DATASET_SCAN_INTERVAL_S:
+            # Imported here: the engine's data package brings torch, which the rest of the
+            # heartbeat does not need.
+            from pruning.data import scan_data_roots
+
+            self._datasets = scan_data_roots(self.settings.resolved_data_roots)
+            self._scanned_at = moment
+        return self._datasets
+
     def beat(self) -> None:
         now = utcnow()
         job, analysis = self._job, self._analysis
+        datasets = self.datasets()
         with session_scope(self._url) as session:
             insert = (postgresql.insert if session.bind.dialect.name == "postgresql"
                       else sqlite.insert)
-            values = {"heartbeat_at": now, "current_job_id": job[0] if job else None}
+            values = {"heartbeat_at": now, "current_job_id": job[0] if job else None,
+                      "datasets": datasets}
             session.execute(
                 insert(Worker)
                 .values(id=self.worker_id, host=socket.gethostname(), device=self._label,

@@ -27,6 +27,7 @@ from backend.services.artifacts import export_dir
 from backend.settings import Settings
 from pruning import ConfigError, TrainConfig, TrainingError, TrainingStopped, train
 from pruning.checkpoint import CheckpointError, checkpoint_path
+from pruning.data import DatasetError, resolve_data_dir
 from worker.heartbeat import Heartbeat
 from worker.jobs import cancel_queued_job, claim_job, finish_job, requeue_job
 from worker.writer import EventWriter
@@ -60,14 +61,20 @@ def run_job(job_id: int, *, settings: Settings, beat: Heartbeat,
 def job_config(values: dict[str, Any], settings: Settings, job_id: int,
                device: str) -> TrainConfig:
     """The job's config with what only the worker decides: where checkpoints and the exported
-    model go (never a path from the user), the device, and the default dataset folder."""
+    model go (never a path from the user), the device, and where its data folder is: the job
+    names a folder, which is looked up under this worker's data roots."""
     values = dict(values)
     values["checkpoint_dir"] = str(settings.resolved_artifact_dir / "jobs" / str(job_id)
                                    / "checkpoints")
     values["export_dir"] = str(export_dir(settings.resolved_artifact_dir, job_id))
     values["device"] = device
-    if not values.get("data_dir") and settings.dataset_dir is not None:
-        values["data_dir"] = str(settings.dataset_dir)
+    if values.get("data_dir"):
+        try:
+            path = resolve_data_dir(values["data_dir"], settings.resolved_data_roots)
+        except DatasetError as error:
+            # The API accepted the name from another worker's report, or the folder went away.
+            raise ConfigError.single("data_dir", str(error)) from None
+        values["data_dir"] = str(path)
     return TrainConfig.from_dict(values)
 
 

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body, HTTPException
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
 from backend.api.deps import JobDep, SessionDep, SettingsDep, Submitter
+from backend.api.spec_body import (
+    BodyRefused,
+    RawBody,
+    documented_body,
+    service_context,
+    validate_body,
+)
 from backend.queue import enqueue_analysis
-from backend.schemas import AnalysisIn, AnalysisOut, ArtifactOut
+from backend.schemas import AnalysisOut, ArtifactOut
 from backend.services import analyses as service
 from backend.services import artifacts
 from backend.services.jobs import IllegalTransition, get_job
+from pruneboard.spec import AnalysisRequest
 
 router = APIRouter(prefix="/jobs", tags=["analyses"])
 
 
-@router.post("/{job_id}/analyses", status_code=201, response_model=AnalysisOut)
+@router.post("/{job_id}/analyses", status_code=201, response_model=AnalysisOut,
+             openapi_extra=documented_body(AnalysisRequest, required=False))
 def start_analysis(job: JobDep, session: SessionDep, settings: SettingsDep, _: Submitter,
-                   body: Annotated[AnalysisIn | None, Body()] = None) -> Any:
-    body = body or AnalysisIn()
+                   raw: RawBody) -> Any:
+    """Start a loss-valley analysis of a finished job; an empty body takes every default."""
+    body = validate_body(AnalysisRequest, raw, service_context(session, settings),
+                         empty_ok=True)
     reference = None
     if body.reference_job_id is not None:
         reference = get_job(session, body.reference_job_id)
@@ -67,5 +77,4 @@ def download_artifact(job: JobDep, name: str, session: SessionDep,
 
 
 def _bad_field(field: str, message: str):
-    raise RequestValidationError([{"loc": ("body", field), "msg": message,
-                                   "type": "value_error"}])
+    raise BodyRefused([{"field": field, "message": message}])

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import shutil
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from backend.api.deps import JobDep, OwnedJobDep, Reader, SessionDep, SettingsDep, Submitter
-from backend.job_spec import job_create_model
+from backend.api.spec_body import RawBody, documented_body, service_context, validate_body
 from backend.queue import enqueue_job
 from backend.schemas import HistoryOut, JobOut, JobPage
 from backend.services import jobs as service
+from pruneboard.spec import JobSubmission
+from pruneboard.spec.schema import client_job_schema
+from pruneboard.status import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-JobCreate = job_create_model()
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
-@router.post("", status_code=201, response_model=JobOut)
-def submit_job(body: Annotated[JobCreate, Body()], session: SessionDep, settings: SettingsDep,
+@router.post("", status_code=201, response_model=JobOut,
+             openapi_extra=documented_body(client_job_schema()))
+def submit_job(raw: RawBody, session: SessionDep, settings: SettingsDep,
                caller: Submitter) -> Any:
+    """Submit a job: the body is a job config (GET /config-spec) plus a name and tags."""
+    body = validate_body(JobSubmission, raw, service_context(session, settings))
     job = service.create_job(session, owner=caller.name, config=body.engine_config(),
                              name=body.name, tags=body.tags)
     session.commit()
@@ -30,7 +34,7 @@ def submit_job(body: Annotated[JobCreate, Body()], session: SessionDep, settings
 
 @router.get("", response_model=JobPage)
 def list_jobs(session: SessionDep, _: Reader,
-              status: Status | None = None,
+              status: JobStatus | None = None,
               owner: Annotated[str | None, Query(max_length=100)] = None,
               tag: Annotated[str | None, Query(max_length=50)] = None,
               q: Annotated[str | None, Query(max_length=200, description="text search")] = None,

@@ -8,10 +8,11 @@ from fastapi import APIRouter, HTTPException, Response
 from sqlalchemy import select, text
 
 from backend.api.deps import COOKIE_NAME, Admin, Reader, SessionDep, SettingsDep
+from backend.api.spec_body import service_context
 from backend.auth import TokenError, create_token, verify_token
-from backend.job_spec import SERVER_FIELDS, load_spec
 from backend.models import Worker, as_utc, utcnow
 from backend.schemas import IdentityOut, SessionIn, TokenIn, TokenOut, WorkerOut
+from pruneboard.spec import config_document
 
 router = APIRouter()
 
@@ -26,9 +27,10 @@ def health(session: SessionDep) -> dict:
 
 
 @router.get("/config-spec", tags=["jobs"])
-def config_spec(_: Reader) -> list[dict]:
-    """The job config fields: name, type, default, help and allowed values (for forms)."""
-    return [field for field in load_spec() if field["name"] not in SERVER_FIELDS]
+def config_spec(session: SessionDep, settings: SettingsDep, _: Reader) -> dict:
+    """The job spec for clients and the form: the JSON Schema of a job body, its sections, this
+    service's limits, the data folders live workers report, and the presets that can run here."""
+    return config_document(service_context(session, settings))
 
 
 @router.get("/workers", response_model=list[WorkerOut], tags=["system"])
@@ -37,7 +39,8 @@ def list_workers(session: SessionDep, _: Reader) -> Any:
     workers = session.scalars(select(Worker).order_by(Worker.id)).all()
     return [WorkerOut(**{c: getattr(w, c) for c in (
         "id", "host", "device", "gpu_name", "gpu_memory_mb", "current_job_id", "heartbeat_at")},
-        heartbeat_age_s=(now - as_utc(w.heartbeat_at)).total_seconds()) for w in workers]
+        heartbeat_age_s=(now - as_utc(w.heartbeat_at)).total_seconds(),
+        datasets=w.datasets or []) for w in workers]
 
 
 @router.post("/session", response_model=IdentityOut, tags=["auth"])

@@ -73,6 +73,10 @@ export const submitJob = (body) => request("POST", "/jobs", { body });
 export const cancelJob = (id) => request("POST", `/jobs/${id}/cancel`);
 export const retryJob = (id) => request("POST", `/jobs/${id}/retry`);
 export const deleteJob = (id) => request("DELETE", `/jobs/${id}`);
+/** The New-job form's document: {schema (JSON Schema of the job body), sections, datasets:
+ *  {builtin, folders}, presets: [{id, label, about, values, available, disabled_reason}],
+ *  limits: {name: {value, help}}, analysis_schema}. Fetched anew each time: the folders and
+ *  the presets' availability follow the live workers. */
 export const configSpec = () => request("GET", "/config-spec");
 export const listWorkers = () => request("GET", "/workers");
 export const jobLogs = (id, afterId = 0) =>

@@ -1,86 +1,202 @@
-// Reading and checking one form field against its spec from GET /config-spec
-// ({name, type, nullable, default, help, choices, low, high, open_low, requires}).
-// The checks mirror the API's, so most mistakes show at the field before a request; the API's
-// own 422 answer is still shown where it points, for whatever these do not catch.
+// Form fields from a JSON Schema (pydantic's model_json_schema(), as GET /config-spec serves it):
+// what input a property gets, its help, and checking a typed value against the property's own
+// bounds. Nothing here knows a field's name or range: everything comes from the schema, so the
+// checks are the API's own, and a field added to the model appears with its help and range.
+// The API's 422 answer is still shown where it points, for the rules between fields.
 
-export function allowedText(spec) {
-  if (spec.choices) return `one of ${spec.choices.join(", ")}`;
-  if (spec.low === null || spec.low === undefined) return "";
-  return `in ${spec.open_low ? "(" : "["}${spec.low}, ${spec.high}]`;
+/** A property with `$ref` / `allOf: [{$ref}]` replaced by its definition in `$defs`. */
+function resolve(prop, defs) {
+  if (!prop || typeof prop !== "object") return {};
+  if (prop.$ref) {
+    const target = defs[prop.$ref.split("/").pop()] || {};
+    const { $ref, ...rest } = prop;
+    return resolve({ ...target, ...rest }, defs);
+  }
+  if (Array.isArray(prop.allOf) && prop.allOf.length === 1) {
+    const { allOf, ...rest } = prop;
+    return resolve({ ...resolve(allOf[0], defs), ...rest }, defs);
+  }
+  return prop;
+}
+
+const isNull = (s) => s && (s.type === "null" || (Array.isArray(s.type) && s.type.length === 1 && s.type[0] === "null"));
+
+/**
+ * One field of the form from a property of `schema`: {name, kind, nullable, base, items, tuple,
+ * default, help, section, requires}. kind: "enum" | "bool" | "int" | "float" | "str" | "list" |
+ * "tuple"; `base` is the non-null part of the property (where its bounds are).
+ */
+export function fieldOf(name, prop, schema = {}) {
+  const defs = schema.$defs || schema.definitions || {};
+  const full = resolve(prop, defs);
+  let base = full;
+  let nullable = false;
+  if (Array.isArray(full.anyOf) || Array.isArray(full.oneOf)) {
+    const options = (full.anyOf || full.oneOf).map((o) => resolve(o, defs));
+    nullable = options.some(isNull);
+    const rest = options.filter((o) => !isNull(o));
+    base = rest.length ? rest[0] : {};
+  } else if (Array.isArray(full.type) && full.type.includes("null")) {
+    nullable = true;
+    base = { ...full, type: full.type.filter((t) => t !== "null")[0] };
+  }
+  return {
+    name,
+    kind: kindOf(base),
+    nullable,
+    base,
+    items: base.items ? resolve(base.items, defs) : null,
+    tuple: Array.isArray(base.prefixItems) ? base.prefixItems.map((p) => resolve(p, defs)) : null,
+    default: full.default === undefined ? (nullable ? null : undefined) : full.default,
+    title: full.title || name,
+    help: full.description || "",
+    section: full["x-section"] || null,
+    requires: full["x-requires"] || null,
+  };
+}
+
+function kindOf(s) {
+  if (Array.isArray(s.enum) || "const" in s) return "enum";
+  if (s.type === "boolean") return "bool";
+  if (s.type === "integer") return "int";
+  if (s.type === "number") return "float";
+  if (s.type === "array") return Array.isArray(s.prefixItems) ? "tuple" : "list";
+  return "str";
+}
+
+/** The fields of every property of `schema`, in the schema's order. */
+export function fieldsOf(schema) {
+  return Object.entries(schema.properties || {}).map(([name, prop]) => fieldOf(name, prop, schema));
+}
+
+/** The allowed values of an enum property (a `const` is an enum of one). */
+export const choicesOf = (s) => (Array.isArray(s.enum) ? s.enum : "const" in s ? [s.const] : null);
+
+/** A scalar schema's allowed values in words: "one of a, b", "in (0, 1]", "at least 1". */
+export function rangeText(s) {
+  if (!s) return "";
+  const choices = choicesOf(s);
+  if (choices) return `one of ${choices.join(", ")}`;
+  const low = s.exclusiveMinimum ?? s.minimum;
+  const high = s.exclusiveMaximum ?? s.maximum;
+  const hasLow = low !== undefined && low !== null;
+  const hasHigh = high !== undefined && high !== null;
+  if (hasLow && hasHigh) {
+    return `in ${"exclusiveMinimum" in s ? "(" : "["}${low}, ${high}${"exclusiveMaximum" in s ? ")" : "]"}`;
+  }
+  if (hasLow) return `${"exclusiveMinimum" in s ? "above" : "at least"} ${low}`;
+  if (hasHigh) return `${"exclusiveMaximum" in s ? "below" : "at most"} ${high}`;
+  if (s.maxLength !== undefined) return `at most ${s.maxLength} characters`;
+  return "";
+}
+
+/** The field's allowed values in words, for its help line. */
+export function allowedText(field) {
+  if (field.kind === "list") {
+    const inner = rangeText(field.items);
+    const count = field.base.maxItems !== undefined ? `at most ${field.base.maxItems} values` : "";
+    return [inner && `each ${inner}`, count].filter(Boolean).join("; ");
+  }
+  if (field.kind === "tuple") {
+    const ranges = [...new Set(field.tuple.map(rangeText))];
+    const inner = ranges.length === 1 ? ranges[0] : ranges.join(" / ");
+    return `${field.tuple.length} values${inner ? `, each ${inner}` : ""}`;
+  }
+  if (field.kind === "bool" || field.kind === "enum") return "";
+  return rangeText(field.base);
 }
 
 /** The text an input shows for a value. */
-export function display(spec, value) {
+export function display(field, value) {
   if (value === null || value === undefined) return "";
   if (Array.isArray(value)) return value.join(", ");
   return String(value);
 }
 
-function scalar(spec, text, kind) {
-  if (kind === "str") return { value: text };
-  const number = Number(text);
-  if (text === "" || !Number.isFinite(number)) {
-    return { error: `“${text}” is not a ${kind === "int" ? "whole number" : "number"}` };
+const describeNumber = (kind) => (kind === "int" ? "whole number" : "number");
+
+/** {value} or {error} for one scalar's text, checked against scalar schema `s`. */
+function scalar(s, text) {
+  const choices = choicesOf(s);
+  if (choices) {
+    const hit = choices.find((c) => String(c) === text);
+    return hit === undefined ? { error: `“${text}” is not one of ${choices.join(", ")}` } : { value: hit };
   }
-  if (kind === "int" && !Number.isInteger(number)) return { error: `${text} is not a whole number` };
-  if (spec.low !== null && spec.low !== undefined) {
-    const tooLow = spec.open_low ? number <= spec.low : number < spec.low;
-    if (tooLow || number > spec.high) return { error: `${text} is out of range` };
+  const kind = kindOf(s);
+  if (kind === "bool") {
+    if (text === "true" || text === "false") return { value: text === "true" };
+    return { error: `“${text}” is not true or false` };
   }
-  return { value: number };
+  if (kind === "int" || kind === "float") {
+    const number = Number(text);
+    if (text === "" || !Number.isFinite(number)) return { error: `“${text}” is not a ${describeNumber(kind)}` };
+    if (kind === "int" && !Number.isInteger(number)) return { error: `${text} is not a whole number` };
+    const out = (s.minimum !== undefined && number < s.minimum)
+      || (s.exclusiveMinimum !== undefined && number <= s.exclusiveMinimum)
+      || (s.maximum !== undefined && number > s.maximum)
+      || (s.exclusiveMaximum !== undefined && number >= s.exclusiveMaximum);
+    if (out) return { error: `${text} is out of range` };
+    if (s.multipleOf && Math.abs(number / s.multipleOf - Math.round(number / s.multipleOf)) > 1e-9) {
+      return { error: `${text} is not a multiple of ${s.multipleOf}` };
+    }
+    return { value: number };
+  }
+  if (s.minLength !== undefined && text.length < s.minLength) {
+    return { error: s.minLength === 1 ? "required" : `at least ${s.minLength} characters` };
+  }
+  if (s.maxLength !== undefined && text.length > s.maxLength) return { error: `at most ${s.maxLength} characters` };
+  if (s.pattern) {
+    let re = null;
+    try { re = new RegExp(s.pattern, "u"); } catch { re = null; }
+    if (re && !re.test(text)) return { error: `“${text}” is not of the allowed form` };
+  }
+  return { value: text };
+}
+
+function splitList(text) {
+  return text.split(",").map((part) => part.trim()).filter(Boolean);
 }
 
 /** {value} or {error} for the raw input (a string, or a boolean for checkboxes). */
-export function parseField(spec, raw) {
-  if (spec.type === "bool") return { value: Boolean(raw) };
-  const text = String(raw).trim();
-  const isList = spec.type.startsWith("list[");
-  if (spec.choices && !isList) {
-    return spec.choices.includes(text) ? { value: text } : { error: `choose ${allowedText(spec)}` };
-  }
-  if (isList) {
-    const kind = spec.type.slice(5, -1);
-    const items = text.split(",").map((s) => s.trim()).filter(Boolean);
-    if (items.length > 64) return { error: "at most 64 values" };
-    if (spec.choices) {
-      const bad = items.find((item) => !spec.choices.includes(item));
-      return bad === undefined ? { value: items } : { error: `“${bad}” is not ${allowedText(spec)}` };
-    }
+export function parseField(field, raw) {
+  if (field.kind === "bool") return { value: Boolean(raw) };
+  const text = String(raw ?? "").trim();
+  if (text === "" && field.nullable) return { value: null };
+  if (field.kind === "list") {
+    const items = splitList(text);
+    const { minItems, maxItems } = field.base;
+    if (maxItems !== undefined && items.length > maxItems) return { error: `at most ${maxItems} values, got ${items.length}` };
+    if (minItems !== undefined && items.length < minItems) return { error: `at least ${minItems} values, got ${items.length}` };
     const values = [];
     for (const item of items) {
-      const parsed = scalar(spec, item, kind);
-      if (parsed.error) return { error: `${parsed.error}; each value must be ${allowedText(spec) || "valid"}` };
+      const parsed = scalar(field.items || {}, item);
+      const allowed = rangeText(field.items);
+      if (parsed.error) return { error: `${parsed.error}; each value must be ${allowed || "valid"}` };
       values.push(parsed.value);
     }
     return { value: values };
   }
-  if (text === "" && spec.nullable) return { value: null };
-  if (text === "" && spec.type === "str") return { error: "required" };
-  if (spec.type === "str" && text.length > 500) return { error: "at most 500 characters" };
-  const parsed = scalar(spec, text, spec.type);
-  if (parsed.error && allowedText(spec)) parsed.error += `; allowed ${allowedText(spec)}`;
+  if (field.kind === "tuple") {
+    const items = splitList(text);
+    const n = field.tuple.length;
+    if (items.length !== n) return { error: `needs exactly ${n} comma-separated values, got ${items.length}` };
+    const values = [];
+    for (const [i, item] of items.entries()) {
+      const parsed = scalar(field.tuple[i], item);
+      if (parsed.error) return { error: `${parsed.error}; value ${i + 1} must be ${rangeText(field.tuple[i]) || "valid"}` };
+      values.push(parsed.value);
+    }
+    return { value: values };
+  }
+  if (field.kind === "enum") {
+    const parsed = scalar(field.base, text);
+    return parsed.error ? { error: `choose ${rangeText(field.base)}` } : parsed;
+  }
+  const parsed = scalar(field.base, text);
+  const numeric = field.kind === "int" || field.kind === "float";
+  if (parsed.error && numeric && rangeText(field.base)) parsed.error += `; allowed ${rangeText(field.base)}`;
   return parsed;
 }
 
 /** {field, one_of}: a non-default value of this field needs `field` in `one_of` (the API's rule). */
-export function requirement(spec) {
-  if (spec.requires) return spec.requires;
-  return spec.only_for_method ? { field: "method", one_of: [spec.only_for_method] } : null;
-}
-
-/** The job's own fields, which are not engine config: a label and tags. */
-export const JOB_FIELDS = [
-  { name: "name", type: "label", default: "", help: "a label for lists (optional)" },
-  { name: "tags", type: "tags", default: [], help: "comma-separated tags to filter by (optional)" },
-];
-
-export function parseJobField(spec, raw) {
-  const text = String(raw).trim();
-  if (spec.type === "label") {
-    return text.length > 200 ? { error: "at most 200 characters" } : { value: text || null };
-  }
-  const tags = text.split(",").map((s) => s.trim()).filter(Boolean);
-  if (tags.length > 20) return { error: "at most 20 tags" };
-  if (tags.some((t) => t.length > 50)) return { error: "a tag has at most 50 characters" };
-  return { value: tags };
-}
+export const requirement = (field) => field.requires || null;

@@ -2,17 +2,20 @@
 
 ``digits`` and ``synthetic`` need no files. ``mnist`` (IDX files), ``cifar10`` and ``cifar100``
 (python pickles, read with a restricted unpickler) are read from ``data_dir``; nothing is
-downloaded.
+downloaded. ``facts`` finds the dataset folders under a worker's data roots and what they hold.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pruneboard.spec.catalog import DATASETS
+
 from .augment import augment_batch
 from .builtin import make_synthetic, read_digits
 from .cifar import CIFAR10_DIR, CIFAR100_DIR, read_cifar10, read_cifar100
 from .dataset import Dataset, DatasetError, RawSplits, make_dataset
+from .facts import folder_facts, resolve_data_dir, scan_data_roots
 from .mnist import expected_files as mnist_files
 from .mnist import read_mnist
 
@@ -22,14 +25,17 @@ __all__ = [
     "DatasetError",
     "RawSplits",
     "augment_batch",
+    "folder_facts",
     "load_dataset",
     "read_cifar10",
     "read_cifar100",
     "read_digits",
     "read_mnist",
+    "resolve_data_dir",
+    "scan_data_roots",
 ]
 
-DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "synthetic")
+DATASET_NAMES = DATASETS  # the job spec's names (torch-free)
 
 _EXPECTED_FILES = {
     "mnist": ", ".join(mnist_files()),

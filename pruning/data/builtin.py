@@ -39,15 +39,7 @@ def make_synthetic(
     Two class means differ by about ``sqrt(2 C H W)`` against unit noise, so a model can learn the
     task, yet the noise keeps individual samples imperfect.
     """
-    if len(shape) != 3 or any(int(d) != d or d < 1 for d in shape):
-        raise DatasetError(f"synthetic_shape must be (C, H, W) of positive ints; got {shape!r}")
-    if num_classes < 2:
-        raise DatasetError(f"synthetic_classes must be >= 2; got {num_classes}")
-    if train_size < max(num_classes, 4):
-        raise DatasetError(
-            f"synthetic_size must be >= max(synthetic_classes, 4) = {max(num_classes, 4)}; "
-            f"got {train_size}"
-        )
+    check_synthetic(shape, num_classes, train_size)
     generator = torch.Generator().manual_seed(seed)
     means = torch.randn(num_classes, *shape, generator=generator)
 
@@ -59,3 +51,16 @@ def make_synthetic(
     train_x, train_y = draw(train_size)
     test_x, test_y = draw(train_size // 4)
     return RawSplits(train_x, train_y, test_x, test_y)
+
+
+def check_synthetic(shape: tuple[int, int, int], num_classes: int, train_size: int) -> None:
+    """Raise DatasetError unless ``make_synthetic`` can draw a dataset of these sizes."""
+    if len(shape) != 3 or any(int(d) != d or d < 1 for d in shape):
+        raise DatasetError(f"synthetic_shape must be (C, H, W) of positive ints; got {shape!r}")
+    if num_classes < 2:
+        raise DatasetError(f"synthetic_classes must be >= 2; got {num_classes}")
+    if train_size < max(num_classes, 4):
+        raise DatasetError(
+            f"synthetic_size must be >= max(synthetic_classes, 4) = {max(num_classes, 4)}; "
+            f"got {train_size}"
+        )

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from pruning.groups import GroupStructure, LayerGroup
-from pruning.methods import Method
+from pruning.methods.base import Method
 
 if TYPE_CHECKING:
-    from pruning.setup import Job
+    from pruning.job import Job
 
 
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -158,9 +158,16 @@ class Schedule:
 
     def __init__(self, job: Job):
         config, total = job.config, job.total_steps
+        self.check(config)
         self.start = min(round(config.prune_start * total), total - 1)
         self.end = min(max(self.start, round(config.prune_end * total)), total - 1)
         self.interval = config.prune_interval
+
+    @staticmethod
+    def check(config) -> None:
+        if config.prune_end < config.prune_start:
+            raise ValueError(f"prune_end ({config.prune_end}) comes before prune_start "
+                             f"({config.prune_start})")
 
     def fraction(self, step: int) -> float | None:
         """Fraction of the final target to reach at ``step``; None when no decision is due."""

@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from pruning.groups import LayerGroup
-from pruning.methods import METHOD_CLASSES
 from pruning.methods.common import ScheduledPruning, sample_batch
 
 
@@ -115,6 +114,3 @@ class EigenDamage(ScheduledPruning):
         factors = kfac_factors(self.job, groups, step)
         return [eigen_scores(g.module.weight.detach(), a, s)
                 for g, (a, s) in zip(groups, factors, strict=True)]
-
-
-METHOD_CLASSES["eigendamage"] = EigenDamage

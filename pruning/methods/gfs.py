@@ -14,7 +14,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pruning.methods import METHOD_CLASSES
 from pruning.methods.common import (
     MaskedMethod,
     apply_keep,
@@ -87,6 +86,3 @@ class GreedyForwardSelection(MaskedMethod):
             handle.remove()
         self.selection_losses.append(losses)
         return chosen
-
-
-METHOD_CLASSES["gfs"] = GreedyForwardSelection

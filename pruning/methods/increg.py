@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from pruning.methods import METHOD_CLASSES
 from pruning.methods.common import (
     MaskedMethod,
     final_prune_counts,
@@ -92,6 +91,3 @@ class IncReg(MaskedMethod):
             self.penalty = [p.to(self.job.device) for p in state["penalty"]]
             self.mean_rank = [r.to(self.job.device) for r in state["mean_rank"]]
             self.decisions = state["decisions"]
-
-
-METHOD_CLASSES["increg"] = IncReg

@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from pruning.methods import METHOD_CLASSES
 from pruning.methods.common import ScheduledPruning, weight_l1
 
 
 class L1Filter(ScheduledPruning):
     def scores(self, step: int) -> list[torch.Tensor]:
         return [weight_l1(g) for g in self.job.structure.groups]
-
-
-METHOD_CLASSES["l1-filter"] = L1Filter

@@ -16,7 +16,6 @@ from __future__ import annotations
 import torch
 
 from pruning.groups import LayerGroup
-from pruning.methods import METHOD_CLASSES
 from pruning.methods.common import ScheduledPruning, apply_keep, sample_batch
 
 
@@ -83,6 +82,3 @@ class Pivot(ScheduledPruning):
             view = weight.view(weight.shape[0], group.num_units, -1)  # out, units, per unit
             moved = torch.einsum("kd,odp->okp", fit, view[:, dropped].double())
             view[:, kept] += moved.to(weight.dtype)
-
-
-METHOD_CLASSES["pivot"] = Pivot

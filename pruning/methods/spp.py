@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from pruning.methods import METHOD_CLASSES
 from pruning.methods.common import (
     MaskedMethod,
     apply_keep,
@@ -102,6 +101,3 @@ class SPP(MaskedMethod):
         super().load_state_dict(state)
         if "probability" in state:
             self.probability = [p.to(self.job.device) for p in state["probability"]]
-
-
-METHOD_CLASSES["spp"] = SPP

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from pruneboard.spec.catalog import MIN_INPUT_SIDE, MODELS
+
 from .cnn import VGG, VGG16_CFG, SmallCNN
 from .common import ModelError
 from .mlp import MLP
@@ -28,18 +30,9 @@ __all__ = [
     "build_model",
 ]
 
-MODEL_NAMES: tuple[str, ...] = ("mlp", "cnn-small", "vgg16-bn", "resnet20", "resnet56", "wrn-28-10")
-
-# Smallest input side each model accepts. The max-pools floor the side (cnn-small has one,
-# vgg16-bn five), while strided 3x3 convs with padding 1 give ceil(side / 2) >= 1 for any side.
-_MIN_SIDE = {
-    "mlp": 1,
-    "cnn-small": 2,
-    "vgg16-bn": 32,
-    "resnet20": 1,
-    "resnet56": 1,
-    "wrn-28-10": 1,
-}
+# The names and each model's smallest input side are facts of the job spec (torch-free).
+MODEL_NAMES: tuple[str, ...] = MODELS
+_MIN_SIDE = MIN_INPUT_SIDE
 
 
 def build_model(

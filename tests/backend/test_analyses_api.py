@@ -86,7 +86,7 @@ def test_bad_analysis_requests_are_refused_and_store_nothing(client, make_token,
     assert "no SGD twin" in response.json()["detail"][0]["message"]
     response = client.post(f"{JOBS}/{running}/analyses", headers=headers)
     assert response.status_code == 409 and "running" in response.json()["detail"]
-    for body, field in [({"points": 2}, "points"), ({"kinds": ["contour"]}, "kinds.0"),
+    for body, field in [({"points": 1}, "points"), ({"kinds": ["contour"]}, "kinds.0"),
                         ({"hessian_k": 0}, "hessian_k"), ({"reference_job_id": 99999},
                                                           "reference_job_id"),
                         ({"reference_job_id": finished}, "reference_job_id"),

@@ -76,7 +76,7 @@ def test_submit_a_digits_job_through_the_form_and_watch_it(signed_in, stack, api
                              m.disabled = false; m.value = '0.5'; }""")
     page.click("#submit-job")
     page.locator("#error-momentum").wait_for()
-    assert "needs method to be one of sgd" in page.inner_text("#error-momentum")
+    assert "is read only by method sgd" in page.inner_text("#error-momentum")
     assert page.url.endswith("#/new")
     page.select_option("#field-method", "sgd")
     page.select_option("#field-method", "sdprun")  # locks momentum to its default again

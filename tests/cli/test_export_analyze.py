@@ -81,7 +81,7 @@ def test_analyze_prints_the_valley_numbers(finished, capsys):
                "--hessian-k", "3") == 0
     out = capsys.readouterr().out
     assert "linear path: barrier" in out and "Hessian top-3" in out
-    assert cli(service, "analyze", str(job_id), "--points", "2") == 2
+    assert cli(service, "analyze", str(job_id), "--points", "1") == 2
     assert "points" in capsys.readouterr().err
     assert cli(service, "export", "99999") == 2
     assert "job 99999 not found" in capsys.readouterr().err

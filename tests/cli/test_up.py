@@ -4,11 +4,15 @@ file-system broker, driven by the CLI commands against its URL."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import threading
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+from cifar_files import write_cifar10
 from embedded import free_port, running_up
 
 from cli.main import main
@@ -17,8 +21,16 @@ SMALL_JOB = {"model": "mlp", "mlp_widths": [32, 16], "epochs": 3}
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    with running_up(tmp_path_factory.mktemp("up")) as stack:
+def data_root(tmp_path_factory) -> Path:
+    """A data root beside DIR/datasets, holding one tiny CIFAR-10 folder named c10."""
+    root = tmp_path_factory.mktemp("data-root")
+    write_cifar10(root / "c10" / "cifar-10-batches-py", per_batch=8)
+    return root
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, data_root):
+    with running_up(tmp_path_factory.mktemp("up"), "--data-root", str(data_root)) as stack:
         yield stack
 
 
@@ -134,3 +146,50 @@ def test_token_create_writes_to_the_service_database(service, tmp_path, monkeypa
     assert main(["submit", str(config), "--url", service["url"], "--token", token]) == 2
     assert capsys.readouterr().err.strip() == (
         "pruneboard: error: permission denied: this needs a submit token; yours is read")
+
+
+def test_up_serves_its_data_roots_and_runs_a_job_on_a_named_folder(service, data_root, tmp_path,
+                                                                  capsys):
+    own = service["data_dir"] / "datasets"
+    assert own.is_dir()
+    assert f"  data roots:  {own}{os.pathsep}{data_root}\n" in service["log"].read_text()
+
+    headers = {"Authorization": f"Bearer {service['token']}"}
+    c10 = {"dataset": "cifar10", "data_dir": "c10", "input_shape": [3, 32, 32],
+           "num_classes": 10, "train_size": 40}
+    deadline = time.monotonic() + 60
+    while True:  # the worker reports its folders with its first heartbeat
+        workers = httpx.get(f"{service['url']}/api/v1/workers", headers=headers).json()
+        if workers and workers[0]["datasets"]:
+            break
+        assert time.monotonic() < deadline, f"no datasets reported: {workers}"
+        time.sleep(0.25)
+    assert workers[0]["datasets"] == [c10]
+
+    config = tmp_path / "cifar.json"
+    config.write_text(json.dumps({"model": "cnn-small", "dataset": "cifar10", "data_dir": "c10",
+                                  "epochs": 1, "batch_size": 8}))
+    assert cli(service, "submit", str(config), "--watch") == 0, capsys.readouterr().err
+    assert "succeeded" in capsys.readouterr().out
+
+    # A name no live worker reports is refused at submit, naming the field and no path.
+    config.write_text(json.dumps({"model": "cnn-small", "dataset": "cifar10",
+                                  "data_dir": "elsewhere"}))
+    assert cli(service, "submit", str(config)) == 2
+    error = capsys.readouterr().err
+    assert "data_dir: " in error and "'elsewhere'" in error and str(data_root) not in error
+
+
+def test_data_roots_are_dir_datasets_then_the_given_folders(tmp_path, monkeypatch):
+    from cli.errors import UsageError
+    from cli.up_command import data_roots
+
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setenv("PRUNEBOARD_DATA_ROOTS", str(other))
+    assert data_roots(tmp_path / "dir", None) == [tmp_path / "dir" / "datasets", other]
+    assert (tmp_path / "dir" / "datasets").is_dir()
+    assert data_roots(tmp_path / "dir", [other, other, tmp_path / "dir" / "datasets"]) == [
+        tmp_path / "dir" / "datasets", other]
+    with pytest.raises(UsageError, match="--data-root .*missing: no such folder"):
+        data_roots(tmp_path / "dir", [tmp_path / "missing"])

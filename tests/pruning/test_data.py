@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import pickle
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from cifar_files import cifar_batch, write_cifar10, write_pickle
+from mnist_files import idx_bytes, mnist_arrays, write_mnist
 
 from pruning.data import (
     DATASET_NAMES,
@@ -23,38 +23,6 @@ from pruning.data import (
 )
 from pruning.data.cifar import load_batch
 from pruning.data.mnist import read_idx
-
-MNIST_FILES = {
-    "train-images-idx3-ubyte": (2051, "train_x"),
-    "train-labels-idx1-ubyte": (2049, "train_y"),
-    "t10k-images-idx3-ubyte": (2051, "test_x"),
-    "t10k-labels-idx1-ubyte": (2049, "test_y"),
-}
-
-
-def idx_bytes(magic: int, array: np.ndarray) -> bytes:
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def mnist_arrays(seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {
-        "train_x": rng.integers(0, 256, size=(6, 28, 28), dtype=np.uint8),
-        "train_y": np.array([0, 1, 2, 9, 5, 5], dtype=np.uint8),
-        "test_x": rng.integers(0, 256, size=(3, 28, 28), dtype=np.uint8),
-        "test_y": np.array([7, 3, 0], dtype=np.uint8),
-    }
-
-
-def write_mnist(directory: Path, arrays: dict[str, np.ndarray], *, gz: bool) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, (magic, key) in MNIST_FILES.items():
-        payload = idx_bytes(magic, arrays[key])
-        if gz:
-            (directory / f"{name}.gz").write_bytes(gzip.compress(payload))
-        else:
-            (directory / name).write_bytes(payload)
 
 
 def images_from_rows(data: np.ndarray) -> np.ndarray:

@@ -38,12 +38,12 @@ def test_compact_off_skips_the_end_of_run_work(tmp_path):
 
 
 def test_a_failing_export_leaves_the_run_succeeded_with_the_reason(tmp_path, monkeypatch):
-    import pruning.job_end
+    from pruning.compact import job_end
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("the exporter refused an operation")
 
-    monkeypatch.setattr(pruning.job_end, "export_compact", broken_export)
+    monkeypatch.setattr(job_end, "export_compact", broken_export)
     events = []
     summary = train(TrainConfig(**RUN, export_dir=str(tmp_path)), events.append)
     assert events[-1]["type"] == "end" and summary["test_accuracy"] > 0

@@ -11,8 +11,8 @@ from method_runs import (
 )
 
 from pruning import TrainConfig
+from pruning.job import prepare
 from pruning.methods.eigendamage import EigenDamage, eigen_scores, kfac_factors, kfe_reparameterise
-from pruning.setup import prepare
 
 
 @pytest.mark.parametrize("values", [SMALL_MLP, SMALL_CNN], ids=["mlp", "cnn-small"])

@@ -8,9 +8,9 @@ from method_runs import (
 )
 
 from pruning import TrainConfig
+from pruning.job import prepare
 from pruning.methods.common import keep_counts, sample_batch
 from pruning.methods.gfs import GreedyForwardSelection
-from pruning.setup import prepare
 
 
 def test_each_addition_is_the_best_candidate_and_the_loss_falls_monotonically():

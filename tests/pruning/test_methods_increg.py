@@ -9,9 +9,9 @@ from method_runs import (
 )
 
 from pruning import TrainConfig
+from pruning.job import prepare
 from pruning.methods.common import rank_of
 from pruning.methods.increg import IncReg
-from pruning.setup import prepare
 
 
 def test_penalties_grow_by_rank_and_act_on_the_gradient():

@@ -11,9 +11,9 @@ from method_runs import (
 )
 
 from pruning import ConfigError, TrainConfig, train
+from pruning.job import prepare
 from pruning.methods.common import Schedule, keep_counts, weight_l1
 from pruning.methods.l1_filter import L1Filter
-from pruning.setup import prepare
 
 
 def test_one_shot_pruning_keeps_the_filters_of_largest_l1_norm():
@@ -73,10 +73,10 @@ def test_resuming_mid_pruning_continues_bit_identically(tmp_path):
 
 
 def test_the_baselines_fields_are_refused_for_other_methods():
-    with pytest.raises(ConfigError, match="applies only to method l1-filter") as caught:
-        TrainConfig(method="sdprun", target_ratio=0.3)
+    with pytest.raises(ConfigError, match="read only by method l1-filter") as caught:
+        TrainConfig.from_dict(dict(method="sdprun", target_ratio=0.3))
     assert caught.value.field == "target_ratio"
     with pytest.raises(ConfigError, match="must be at least prune_start"):
-        TrainConfig(method="l1-filter", prune_start=0.5, prune_end=0.4)
+        TrainConfig.from_dict(dict(method="l1-filter", prune_start=0.5, prune_end=0.4))
     assert TrainConfig(method="l1-filter", momentum=0.9, weight_decay=1e-4).momentum == 0.9
     assert torch.optim.SGD is type(prepare(TrainConfig(**SMALL_MLP, method="l1-filter")).optimizer)

@@ -8,9 +8,9 @@ from method_runs import (
 )
 
 from pruning import TrainConfig
+from pruning.job import prepare
 from pruning.methods.common import sample_batch
 from pruning.methods.pivot import Pivot, pivot_order
-from pruning.setup import prepare
 
 
 def test_pivoting_keeps_a_spanning_set():

@@ -10,9 +10,9 @@ from method_runs import (
 )
 
 from pruning import TrainConfig, train
+from pruning.job import prepare
 from pruning.methods.common import rank_increment
 from pruning.methods.spp import SPP
-from pruning.setup import prepare
 
 
 def test_the_increment_is_centrally_symmetric_around_the_number_to_prune():

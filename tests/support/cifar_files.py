@@ -28,3 +28,14 @@ def write_cifar10(directory: Path, seed: int = 0, per_batch: int = 3) -> dict[st
     for name, batch in batches.items():
         write_pickle(directory / name, batch)
     return batches
+
+
+def write_cifar100(directory: Path, seed: int = 0, train: int = 4,
+                   test: int = 2) -> dict[str, dict]:
+    rng = np.random.default_rng(seed)
+    batches = {"train": cifar_batch(rng, train, b"fine_labels", 100),
+               "test": cifar_batch(rng, test, b"fine_labels", 100)}
+    for name, batch in batches.items():
+        batch[b"coarse_labels"] = [0] * len(batch[b"fine_labels"])
+        write_pickle(directory / name, batch)
+    return batches

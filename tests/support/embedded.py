@@ -26,8 +26,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_up(folder: Path, **extra_env: str) -> Iterator[dict]:
-    """Yields url, token, data_dir, log and db_url; stops the whole process group after."""
+def running_up(folder: Path, *args: str, **extra_env: str) -> Iterator[dict]:
+    """`pruneboard up` with ``args`` added; yields url, token, data_dir, log and db_url, and stops
+    the whole process group after."""
     data_dir, log_path = folder / "data", folder / "up.log"
     port = free_port()
     # Only the embedded defaults: no database or broker URL from the caller's environment.
@@ -36,7 +37,7 @@ def running_up(folder: Path, **extra_env: str) -> Iterator[dict]:
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "up", "--port", str(port), "--data-dir",
-             str(data_dir)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+             str(data_dir), *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

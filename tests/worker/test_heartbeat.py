@@ -6,10 +6,15 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from cifar_files import write_cifar10
+from mnist_files import mnist_arrays, write_mnist
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
 from backend.models import Worker, utcnow
+from backend.services.workers import live_dataset_folders
 from backend.settings import Settings
+from worker import heartbeat as heartbeat_module
 from worker.heartbeat import Heartbeat
 
 
@@ -106,3 +111,52 @@ def test_a_worker_whose_job_was_requeued_learns_that_it_lost_it(db):
     db.set(job_id, status="running", attempt=2)  # reaped and claimed by another worker
     beat.beat()
     assert beat.lost() and beat.should_stop() and not beat.cancel_requested()
+
+
+def test_a_beat_reports_the_dataset_folders_of_its_data_roots(db, tmp_path, monkeypatch):
+    root = tmp_path / "datasets"
+    write_cifar10(root / "cifar", per_batch=2)
+    (root / "empty").mkdir()
+    settings = Settings(database_url=db.url, data_roots=[root])
+    beat = Heartbeat(settings, resend=lambda job_id: None, device="cpu")
+
+    def reported() -> list[dict]:
+        with db.engine.connect() as connection:
+            return connection.execute(select(Worker.datasets)).scalar_one()
+
+    beat.beat()  # the insert
+    cifar = {"dataset": "cifar10", "data_dir": "cifar", "input_shape": [3, 32, 32],
+             "num_classes": 10, "train_size": 10}
+    assert reported() == [cifar]
+
+    # A folder added later shows up at the next scan, not at every beat.
+    write_mnist(root / "mnist", mnist_arrays(train=7), gz=True)
+    beat.beat()
+    assert reported() == [cifar]
+    monkeypatch.setattr(heartbeat_module, "DATASET_SCAN_INTERVAL_S", 0.0)
+    beat.beat()  # the update
+    assert reported() == [cifar, {"dataset": "mnist", "data_dir": "mnist",
+                                  "input_shape": [1, 28, 28], "num_classes": 10,
+                                  "train_size": 7}]
+    beat.stop()
+
+
+def folder(dataset: str, data_dir: str, train_size: int = 100) -> dict:
+    return {"dataset": dataset, "data_dir": data_dir, "input_shape": [3, 32, 32],
+            "num_classes": 10, "train_size": train_size}
+
+
+def test_live_dataset_folders_are_those_of_live_workers_each_once(db):
+    rows = [("b:1:cpu", utcnow(), [folder("cifar10", "c10", 5), folder("cifar10", "big")]),
+            ("a:1:cpu", utcnow(), [folder("cifar10", "c10", 9)]),  # first by id: its facts win
+            ("c:1:cpu", stale(10), [folder("cifar100", "gone")]),  # older than the timeout
+            ("d:1:cpu", utcnow(), None)]                           # an older worker's row
+    with db.engine.begin() as connection:
+        for worker_id, at, datasets in rows:
+            connection.execute(insert(Worker).values(
+                id=worker_id, host="h", device="cpu", started_at=at, heartbeat_at=at,
+                datasets=datasets))
+    with Session(db.engine) as session:
+        found = live_dataset_folders(session, Settings(database_url=db.url,
+                                                       heartbeat_timeout_s=3))
+    assert found == [folder("cifar10", "c10", 9), folder("cifar10", "big")]

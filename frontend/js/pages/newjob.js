@@ -1,61 +1,99 @@
-// The New job form, built from the API's config spec, so a field added to the engine appears
-// here with its help, default and range without touching this file. Each field is checked as it
-// changes; on submit, the API's 422 messages are shown at the fields they name.
+// The New job form, built from the one document GET /config-spec serves: the JSON Schema of the
+// job body (each property's help, default, range, section and x-requires rule), the section
+// order, the presets with whether each can run on this service, the data folders the live
+// workers report, and the service's limits. A field added to the model appears here with its
+// help, default and range without touching this file. Each field is checked as it changes; on
+// submit, the API's 422 messages are shown at the fields they name.
 
 import * as api from "../api.js";
-import { allowedText, display, JOB_FIELDS, parseField, parseJobField, requirement } from "../fields.js";
-import { PRESETS, SECTIONS } from "../presets.js";
+import { allowedText, choicesOf, display, fieldsOf, parseField, requirement } from "../fields.js";
 import { errorBox, h, notice } from "../ui.js";
 
+// The two fields the document's `datasets` part is about: each reported folder names its
+// `dataset` and its `data_dir`, so the data folder is picked from those a worker has.
+const DATASET = "dataset";
+const FOLDER = "data_dir";
+
 export async function mount(root, ctx) {
-  const specs = [...JOB_FIELDS, ...(await api.configSpec())];
+  const doc = await api.configSpec();
+  const specs = fieldsOf(doc.schema || {});
   const byName = new Map(specs.map((s) => [s.name, s]));
+  const datasets = doc.datasets || { builtin: [], folders: [] };
+  const presets = doc.presets || [];
   // Fields other fields' rules look at: changing one re-applies the rules.
   const ruleFields = new Set(specs.map(requirement).filter(Boolean).map((rule) => rule.field));
-  const inputs = new Map();      // name → {input, error}
+  const inputs = new Map();      // name → {input, error, note}
   const formError = h("div", { class: "feedback", "aria-live": "polite", id: "form-error" });
   const readOnly = ctx.identity.scope === "read";
   const submitButton = h("button", { type: "submit", class: "primary", id: "submit-job", disabled: readOnly },
     "Submit job");
+  const folderPicker = byName.has(DATASET) && byName.has(FOLDER);
 
-  const parse = (spec, raw) => (JOB_FIELDS.includes(spec) ? parseJobField(spec, raw) : parseField(spec, raw));
-  const rawOf = (spec, input) => (spec.type === "bool" ? input.checked : input.value);
+  const rawOf = (spec, input) => (spec.kind === "bool" ? input.checked : input.value);
+  const isSelect = (spec) => spec.kind === "enum" || (folderPicker && spec.name === FOLDER);
 
   function control(spec) {
     const id = `field-${spec.name}`;
     let input;
-    if (spec.choices && !spec.type.startsWith("list[")) {
-      input = h("select", { id, name: spec.name }, spec.choices.map((c) => h("option", { value: c }, c)));
-    } else if (spec.type === "bool") {
+    if (spec.kind === "enum") {
+      input = h("select", { id, name: spec.name },
+        choicesOf(spec.base).map((c) => h("option", { value: String(c) }, String(c))));
+    } else if (isSelect(spec)) {
+      input = h("select", { id, name: spec.name });   // options: the folders of the dataset chosen
+    } else if (spec.kind === "bool") {
       input = h("input", { id, name: spec.name, type: "checkbox" });
     } else {
-      const numeric = spec.type === "int" || spec.type === "float";
+      const numeric = spec.kind === "int" || spec.kind === "float";
       input = h("input", { id, name: spec.name, type: "text", autocomplete: "off",
-        inputmode: numeric ? (spec.type === "int" ? "numeric" : "decimal") : undefined,
-        placeholder: spec.nullable ? "none" : spec.type.startsWith("list[") ? "comma-separated" : "" });
+        inputmode: numeric ? (spec.kind === "int" ? "numeric" : "decimal") : undefined,
+        placeholder: spec.nullable ? "none"
+          : spec.kind === "tuple" ? `${spec.tuple.length} comma-separated values`
+            : spec.kind === "list" ? "comma-separated" : "" });
     }
     const error = h("p", { class: "field-error", id: `error-${spec.name}`, hidden: true });
-    const allowed = allowedText(spec);
+    const note = h("p", { class: "field-note", id: `note-${spec.name}`, role: "status", hidden: true });
+    const allowed = isSelect(spec) ? "" : allowedText(spec);
     const rule = requirement(spec);
-    const help = h("p", { class: "help" }, spec.help,
-      allowed && (!spec.choices || spec.type.startsWith("list[")) ? ` — ${allowed}` : "",
+    const help = h("p", { class: "help", id: `help-${spec.name}` }, spec.help,
+      allowed ? ` — ${allowed}` : "",
       rule ? ` (only with ${rule.field} ${rule.one_of.join(" or ")})` : "");
-    input.setAttribute("aria-describedby", `error-${spec.name} help-${spec.name}`);
-    help.id = `help-${spec.name}`;
-    const picked = spec.type === "bool" || (spec.choices && !spec.type.startsWith("list["));
-    input.addEventListener(picked ? "change" : "input", () => {
+    input.setAttribute("aria-describedby", `error-${spec.name} note-${spec.name} help-${spec.name}`);
+    input.addEventListener(isSelect(spec) || spec.kind === "bool" ? "change" : "input", () => {
       check(spec.name);
-      if (ruleFields.has(spec.name)) applyRules();
+      if (ruleFields.has(spec.name) || spec.name === DATASET) applyRules();
     });
-    inputs.set(spec.name, { input, error });
-    return h("div", { class: `field field-${spec.type.replace(/\W/g, "")}`, dataset: { field: spec.name } },
-      h("label", { for: id }, spec.name), input, help, error);
+    inputs.set(spec.name, { input, error, note });
+    return h("div", { class: `field field-${spec.kind}`, dataset: { field: spec.name } },
+      h("label", { for: id }, spec.name), input, note, help, error);
+  }
+
+  // The data folder: a <select> of the folders live workers report for the chosen dataset; a
+  // builtin dataset has only "none" (its rule locks the field there anyway).
+  function refreshFolders(wanted) {
+    if (!folderPicker) return;
+    const { input, note } = inputs.get(FOLDER);
+    const dataset = inputs.get(DATASET).input.value;
+    const keep = wanted === undefined ? input.value : display(byName.get(FOLDER), wanted);
+    const builtin = (datasets.builtin || []).includes(dataset);
+    const folders = builtin ? [] : (datasets.folders || []).filter((f) => f.dataset === dataset);
+    input.replaceChildren(
+      ...(builtin ? [h("option", { value: "" }, "none")] : []),
+      ...folders.map((f) => h("option", { value: f.data_dir }, folderText(f))));
+    const values = [...input.options].map((o) => o.value);
+    input.value = values.includes(keep) ? keep : (values[0] ?? "");
+    const missing = !builtin && !folders.length;
+    note.textContent = missing
+      ? `no live worker reports a ${dataset} folder; put one under a worker's data root, or choose another dataset`
+      : "";
+    note.hidden = !missing;
   }
 
   function setValue(name, value) {
     const { input } = inputs.get(name);
-    if (byName.get(name).type === "bool") input.checked = Boolean(value);
-    else input.value = display(byName.get(name), value);
+    const spec = byName.get(name);
+    if (spec.kind === "bool") input.checked = Boolean(value);
+    else if (folderPicker && name === FOLDER) refreshFolders(value);
+    else input.value = display(spec, value);
   }
 
   function showError(name, message) {
@@ -69,28 +107,53 @@ export async function mount(root, ctx) {
     const spec = byName.get(name);
     const { input } = inputs.get(name);
     if (input.disabled) return showError(name, "");
-    showError(name, parse(spec, rawOf(spec, input)).error);
+    showError(name, parseField(spec, rawOf(spec, input)).error);
+  }
+
+  /** The field's value as the API will see it: its default when the form leaves it out. */
+  function valueOf(name) {
+    const spec = byName.get(name);
+    const { input } = inputs.get(name);
+    if (input.disabled) return spec.default;
+    const parsed = parseField(spec, rawOf(spec, input));
+    return parsed.error ? undefined : parsed.value;
   }
 
   // A field whose rule is not met (momentum for sdprun, valley_interval without a twin) is locked
-  // to its default, which is what the API insists on. In spec order, so a chain of rules settles
-  // in one pass: method unlocks reference, which unlocks valley_interval.
+  // to its default, which is what the API insists on. Repeated until nothing changes, so a chain
+  // of rules settles whatever the schema's order: method unlocks reference, which unlocks
+  // valley_interval.
   function applyRules() {
-    for (const spec of specs) {
-      const rule = requirement(spec);
-      if (!rule || !inputs.has(rule.field)) continue;
-      const other = inputs.get(rule.field).input;
-      const locked = other.disabled || !rule.one_of.includes(other.value);
-      inputs.get(spec.name).input.disabled = locked;
-      if (locked) setValue(spec.name, spec.default);
-      check(spec.name);
+    refreshFolders();
+    for (let pass = 0; pass <= specs.length; pass += 1) {
+      let changed = false;
+      for (const spec of specs) {
+        const rule = requirement(spec);
+        if (!rule || !inputs.has(rule.field)) continue;
+        const locked = !rule.one_of.includes(valueOf(rule.field));
+        const { input } = inputs.get(spec.name);
+        if (locked) setValue(spec.name, spec.default);
+        if (input.disabled !== locked) {
+          input.disabled = locked;
+          changed = true;
+        }
+        check(spec.name);
+      }
+      if (!changed) break;
     }
   }
 
-  function applyPreset(preset) {
-    for (const spec of specs) setValue(spec.name, spec.name in preset.values ? preset.values[spec.name] : spec.default);
+  function applyValues(values) {
+    for (const spec of specs) {
+      if (!(folderPicker && spec.name === FOLDER)) setValue(spec.name, spec.name in values ? values[spec.name] : spec.default);
+    }
+    if (folderPicker) setValue(FOLDER, FOLDER in values ? values[FOLDER] : byName.get(FOLDER).default);
     applyRules();
     for (const spec of specs) check(spec.name);
+  }
+
+  function applyPreset(preset) {
+    applyValues(preset.values || {});
     formError.replaceChildren(notice(`Preset “${preset.label}”: ${preset.about}`));
   }
 
@@ -101,10 +164,14 @@ export async function mount(root, ctx) {
     const bad = [];
     for (const spec of specs) {
       const { input } = inputs.get(spec.name);
-      const parsed = parse(spec, rawOf(spec, input));
+      if (input.disabled) {
+        showError(spec.name, "");
+        continue;
+      }
+      const parsed = parseField(spec, rawOf(spec, input));
       showError(spec.name, parsed.error);
       if (parsed.error) bad.push(spec.name);
-      else if (!input.disabled) body[spec.name] = parsed.value;
+      else body[spec.name] = parsed.value;
     }
     if (bad.length) return focusFirst(bad, "Fix the marked fields first.");
     submitButton.disabled = true;
@@ -132,20 +199,53 @@ export async function mount(root, ctx) {
     if (names.length) inputs.get(names[0]).input.focus();
   }
 
-  const placed = new Set(SECTIONS.flatMap(([, names]) => names));
-  const sections = [...SECTIONS, ["Other", specs.map((s) => s.name).filter((n) => !placed.has(n))]];
+  // Sections in the document's order; a property whose section is not listed goes to "Other".
+  const titles = [...(doc.sections || [])];
+  const sectionOf = (spec) => (titles.includes(spec.section) ? spec.section : "Other");
+  if (specs.some((s) => sectionOf(s) === "Other")) titles.push("Other");
+  const fieldsets = titles.map((title) => [title, specs.filter((s) => sectionOf(s) === title)])
+    .filter(([, members]) => members.length)
+    .map(([title, members]) => h("fieldset", {}, h("legend", {}, title), members.map(control)));
+
   root.append(
     h("div", { class: "page-head" }, h("h1", {}, "New job")),
     ...(readOnly ? [notice("Your token is read-only: submitting needs a submit or admin token.", "error")] : []),
     h("div", { class: "presets", role: "group", "aria-label": "presets" }, h("span", { class: "muted" }, "Presets:"),
-      PRESETS.map((p) => h("button", { type: "button", id: `preset-${p.id}`, title: p.about,
-        onclick: () => applyPreset(p) }, p.label))),
+      presets.map(presetButton)),
     h("form", { id: "job-form", class: "job-form", noValidate: true, onsubmit: submit },
-      sections.filter(([, names]) => names.some((n) => byName.has(n))).map(([title, names]) =>
-        h("fieldset", {}, h("legend", {}, title),
-          names.filter((n) => byName.has(n)).map((n) => control(byName.get(n))))),
-      formError,
-      h("div", { class: "form-actions" }, submitButton)));
-  applyPreset(PRESETS[0]);
+      fieldsets, formError, h("div", { class: "form-actions" }, submitButton)),
+    limitsNote(doc.limits));
+
+  function presetButton(p) {
+    const button = h("button", { type: "button", id: `preset-${p.id}`, disabled: !p.available,
+      title: p.available ? p.about : p.disabled_reason || "not available on this service",
+      onclick: () => applyPreset(p) }, p.label);
+    if (p.available) return button;
+    return h("span", { class: "preset unavailable" }, button,
+      h("small", { class: "preset-reason", id: `preset-reason-${p.id}` }, p.disabled_reason || "not available here"));
+  }
+
+  const first = presets.find((p) => p.available);
+  if (first) applyPreset(first);
+  else applyValues({});
   formError.replaceChildren();
+}
+
+/** "cifar10-small (15 samples, 3×32×32)". */
+function folderText(folder) {
+  const parts = [];
+  if (Number.isFinite(folder.train_size)) parts.push(`${folder.train_size.toLocaleString("en-US")} samples`);
+  if (Array.isArray(folder.input_shape)) parts.push(folder.input_shape.join("×"));
+  return parts.length ? `${folder.data_dir} (${parts.join(", ")})` : folder.data_dir;
+}
+
+/** The service's limits, so a refused huge model is no surprise. */
+function limitsNote(limits) {
+  const entries = Object.entries(limits || {});
+  if (!entries.length) return null;
+  const shown = (v) => (typeof v === "number" ? v.toLocaleString("en-US") : String(v));
+  return h("details", { id: "service-limits", class: "service-limits" },
+    h("summary", {}, "Service limits"),
+    h("ul", {}, entries.map(([name, { value, help }]) =>
+      h("li", { dataset: { limit: name } }, h("code", {}, name), `: ${shown(value)}`, help ? ` — ${help}` : ""))));
 }

@@ -16,7 +16,7 @@ import torch
 
 from pruning.checkpoint import CheckpointError, load_checkpoint
 from pruning.config import TrainConfig
-from pruning.setup import prepare
+from pruning.job import prepare
 from pruning.valley import ValleyOptions, analyze_pair
 
 

@@ -14,7 +14,7 @@ import copy
 
 import torch
 
-from pruning.setup import Job
+from pruning.job import Job
 from pruning.valley import linear_path_losses
 
 MONITOR_POINTS = 11

@@ -10,7 +10,7 @@ from pruning import ConfigError, TrainConfig, TrainingStopped, train
 # `pruning.train` is also the name of the function the package exports.
 train_module = importlib.import_module("pruning.train")
 RUN = dict(model="mlp", dataset="digits", mlp_widths=(32, 16), epochs=3, batch_size=64,
-           log_interval=5, lr=0.5, c=0.02, compact=False, schedule="step")
+           log_interval=5, lr=0.5, compact=False, schedule="step")
 
 
 def collect(config, **kwargs):
@@ -73,11 +73,11 @@ def test_a_run_with_a_twin_resumes_bit_identically(tmp_path):
 
 def test_twin_settings_are_checked():
     with pytest.raises(ConfigError, match="reference"):
-        TrainConfig(method="sgd", reference="sgd")
+        TrainConfig.from_dict(dict(method="sgd", reference="sgd"))
     with pytest.raises(ConfigError, match="valley_interval"):
-        TrainConfig(valley_interval=2)
-    with pytest.raises(ConfigError, match=r"analyses\[1\]"):
-        TrainConfig(analyses=("linear", "contour"))
+        TrainConfig.from_dict(dict(valley_interval=2))
+    with pytest.raises(ConfigError, match=r"analyses\.1"):
+        TrainConfig.from_dict(dict(analyses=("linear", "contour")))
 
 
 def test_the_live_valley_check_measures_the_line_and_changes_nothing_else():

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from pruning.compact import compact, compact_report, export_compact
-from pruning.setup import Job
+from pruning.job import Job
 
 
 def finish_events(job: Job) -> list[dict]:

@@ -1,0 +1,58 @@
+"""What the engine can run, by name: methods, models, datasets and their facts.
+
+Torch-free on purpose: the API, the CLI's parser and the form read these without importing the
+engine. The engine keeps its own registries keyed by the same names (``pruning.models``,
+``pruning.methods.BASELINE_CLASSES``, ``pruning.data``); tests keep the two equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# family: "dense" trains without pruning, "dual-averaging" prunes through its optimizer (c, mu),
+# "baseline" is SGD with momentum and weight decay plus a method that masks groups.
+METHOD_FAMILIES: dict[str, str] = {
+    "sgd": "dense",
+    "grda": "dual-averaging",
+    "sdprun": "dual-averaging",
+    "l1-filter": "baseline",
+    "spp": "baseline",
+    "increg": "baseline",
+    "gfs": "baseline",
+    "eigendamage": "baseline",
+    "pivot": "baseline",
+}
+METHODS = tuple(METHOD_FAMILIES)
+BASELINES = tuple(m for m, family in METHOD_FAMILIES.items() if family == "baseline")
+DUAL_AVERAGING = tuple(m for m, family in METHOD_FAMILIES.items() if family == "dual-averaging")
+# The baselines whose selection looks at training samples (prune_samples).
+DATA_DRIVEN = ("gfs", "eigendamage", "pivot")
+
+MODELS = ("mlp", "cnn-small", "vgg16-bn", "resnet20", "resnet56", "wrn-28-10")
+# Smallest input side each model accepts. The max-pools floor the side (cnn-small has one,
+# vgg16-bn five), while strided 3x3 convs with padding 1 give ceil(side / 2) >= 1 for any side.
+MIN_INPUT_SIDE = {"mlp": 1, "cnn-small": 2, "vgg16-bn": 32, "resnet20": 1, "resnet56": 1,
+                  "wrn-28-10": 1}
+
+TARGETS = ("flops", "params")
+SCHEDULES = ("constant", "step", "cosine", "grda-paper")
+DEVICES = ("auto", "cpu", "cuda")
+REFERENCES = ("none", "sgd")
+ANALYSIS_KINDS = ("linear", "bezier", "hessian", "plane")
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What validation needs to know of a dataset: input shape, classes, training samples."""
+
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    train_size: int
+
+
+# Built in: every worker has them, so they need no data folder and no worker to report them.
+DIGITS = DatasetFacts((1, 8, 8), 10, 1437)
+BUILTIN_DATASETS = ("digits", "synthetic")
+# Read from a folder that a worker reports under its data roots (the facts come from the files).
+FOLDER_DATASETS = ("mnist", "cifar10", "cifar100")
+DATASETS = BUILTIN_DATASETS + FOLDER_DATASETS

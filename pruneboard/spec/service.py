@@ -1,0 +1,65 @@
+"""What a service adds to the engine's rules: the data folders its workers report, and limits.
+
+Validation with ``context={"service": ServiceContext(...)}`` applies both; without a context
+(``pruneboard train``, a notebook) only the engine's own rules apply, so a user's machine runs
+whatever it can hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pruneboard.spec import catalog
+from pruneboard.spec.types import integer, text
+
+
+class DatasetFolder(BaseModel):
+    """One data folder a worker can read: ``data_dir`` is its name under a data root."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dataset: str
+    data_dir: text(500)
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    train_size: int
+
+    def facts(self) -> catalog.DatasetFacts:
+        return catalog.DatasetFacts(self.input_shape, self.num_classes, self.train_size)
+
+
+class ServiceLimits(BaseModel):
+    """Limits of a shared service (settings ``PRUNEBOARD_LIMITS__<NAME>``), so one submit token
+    cannot exhaust a worker host. Not limits of the engine."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_model_params: integer(1, 2**62) = Field(
+        100_000_000, description="parameters of the dense model (wrn-28-10: 36.5 M)")
+    max_model_flops: integer(1, 2**62) = Field(
+        25_000_000_000, description="FLOPs of one forward pass of one sample (wrn-28-10 on "
+        "32x32: 10.5 G)")
+    max_total_steps: integer(1, 2**62) = Field(
+        2_000_000, description="training steps of the whole job (epochs × steps per epoch)")
+    max_synthetic_values: integer(1, 2**62) = Field(
+        400_000_000, description="numbers in a synthetic dataset, train and test (C·H·W × "
+        "samples; CIFAR-10 holds 184 M)")
+    max_eval_samples: integer(1, 2**62) = Field(
+        50_000, description="training samples an analysis evaluates on")
+    max_random_directions: integer(1, 2**62) = Field(
+        1_000, description="random directions an analysis compares with")
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    folders: tuple[DatasetFolder, ...] = ()
+    limits: ServiceLimits = field(default_factory=ServiceLimits)
+
+    def folders_of(self, dataset: str) -> list[DatasetFolder]:
+        return [f for f in self.folders if f.dataset == dataset]
+
+
+def service_of(context: object) -> ServiceContext | None:
+    return context.get("service") if isinstance(context, dict) else None
