@@ -1,1 +1,2 @@
-"""Pruneboard backend (see ../shared/DESIGN.md §2); built by the job-service issue."""
+"""Pruneboard's API: FastAPI routes, services, the database schema and settings; it never imports
+torch, the engine or the worker (see docs/architecture.md)."""

@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from pruneboard.status import JobStatus
+
 # Stable constraint names, so Alembic migrations name things the same on every database.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -33,8 +35,6 @@ NAMING_CONVENTION = {
 # SQLite autoincrements only INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED = ("succeeded", "failed", "cancelled")
 SCOPES = ("read", "submit", "admin")
 
 
@@ -63,7 +63,7 @@ class Job(Base):
     model: Mapped[str] = mapped_column(String(50))
     dataset: Mapped[str] = mapped_column(String(50))
     method: Mapped[str] = mapped_column(String(50))
-    status: Mapped[str] = mapped_column(String(20), index=True, default="queued")
+    status: Mapped[str] = mapped_column(String(20), index=True, default=JobStatus.QUEUED)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(200))
@@ -206,7 +206,7 @@ class Analysis(Base):
     reference_job_id: Mapped[int | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE"))
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None]

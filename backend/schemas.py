@@ -8,10 +8,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from backend.models import Job
+from pruneboard.status import JobStatus
 
 
 class HistoryOut(BaseModel):
-    status: str
+    status: JobStatus
     at: datetime
     note: str | None
 
@@ -23,7 +24,7 @@ class JobOut(BaseModel):
     name: str | None
     owner: str
     tags: list[str]
-    status: str
+    status: JobStatus
     model: str
     dataset: str
     method: str
@@ -45,7 +46,7 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job, history: list[HistoryOut] | None = None) -> JobOut:
-        progress = 1.0 if job.status == "succeeded" else (
+        progress = 1.0 if job.status == JobStatus.SUCCEEDED else (
             min(job.step / job.total_steps, 1.0) if job.total_steps else 0.0)
         return cls(**{name: getattr(job, name) for name in (
             "id", "name", "owner", "status", "model", "dataset", "method", "config", "attempt",
@@ -126,7 +127,7 @@ class AnalysisOut(BaseModel):
     job_id: int
     reference_job_id: int | None
     options: dict[str, Any]
-    status: str
+    status: JobStatus
     progress: float
     message: str | None
     result: dict[str, Any] | None

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from cli.client import add_connection_flags, client_from_args
 from cli.errors import UsageError
+from pruneboard.status import JobStatus
 
 KINDS = ("linear", "bezier", "hessian", "plane")
 _OPTIONS = (("points", "points on the linear path (default 41)"),
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         if args.no_wait:
             return 0
         analysis = _wait(client, args.job_id, analysis["id"], args.timeout)
-    if analysis["status"] != "succeeded":
+    if analysis["status"] != JobStatus.SUCCEEDED:
         raise UsageError(f"analysis {analysis['id']} {analysis['status']}: {analysis['error']}")
     print(format_result(analysis["result"]))
     return 0
@@ -66,7 +67,7 @@ def _wait(client, job_id: int, analysis_id: int, timeout: float) -> dict:
                             if a["id"] == analysis_id)
             bar.update(round(analysis["progress"] * 100) - bar.n)
             bar.set_postfix_str(analysis["message"] or "", refresh=True)
-            if analysis["status"] not in ("queued", "running"):
+            if analysis["status"] not in (JobStatus.QUEUED, JobStatus.RUNNING):
                 return analysis
             if time.monotonic() > deadline:
                 raise UsageError(f"analysis {analysis_id} is still {analysis['status']} after "

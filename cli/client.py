@@ -215,5 +215,6 @@ def _field_error(item: Any) -> str:
         return str(item)
     field = item.get("field") or ".".join(str(p) for p in item.get("loc", [])[1:]) or "body"
     message = item.get("message") or item.get("msg") or "invalid"
-    allowed = f" (allowed {item['allowed']})" if item.get("allowed") else ""
+    allowed = item.get("allowed")
+    allowed = f" (allowed {allowed})" if allowed and allowed not in message else ""
     return f"{field}: {message}{allowed}"

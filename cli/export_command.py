@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cli.client import API_PREFIX, add_connection_flags, client_from_args
 from cli.errors import UsageError
+from pruneboard.status import JobStatus
 
 FORMATS = ("safetensors", "torchscript", "onnx")
 # The safetensors weights are useless without their JSON architecture: they travel together.
@@ -74,7 +75,7 @@ def _file_name(name: str) -> str:
 
 
 def _nothing_to_export(job: dict, fmt: str) -> str:
-    if job["status"] != "succeeded":
+    if job["status"] != JobStatus.SUCCEEDED:
         return f"job {job['id']} is {job['status']}; the small model is exported when it succeeds"
     if not job["config"].get("compact", True):
         return f"job {job['id']} ran with compact false, so it exported no small model"

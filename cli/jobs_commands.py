@@ -14,6 +14,7 @@ from cli.client import add_connection_flags, client_from_args
 from cli.errors import UsageError
 from cli.train_command import _read_config_file
 from cli.watch_command import follow
+from pruneboard.status import JobStatus
 
 
 def register(commands) -> None:
@@ -29,8 +30,7 @@ def register(commands) -> None:
     submit.set_defaults(run=run_submit)
 
     jobs = commands.add_parser("jobs", help="list jobs on the service")
-    jobs.add_argument("--status", choices=("queued", "running", "succeeded", "failed",
-                                           "cancelled"))
+    jobs.add_argument("--status", choices=tuple(JobStatus))
     jobs.add_argument("--owner", help="only jobs submitted with this token name")
     jobs.add_argument("--tag", help="only jobs with this tag")
     jobs.add_argument("--search", help="text in the name, model, dataset or method")
@@ -104,7 +104,7 @@ def _job_row(job: dict) -> tuple[str, ...]:
 def run_cancel(args: argparse.Namespace) -> int:
     with client_from_args(args) as client:
         job = client.post(f"/jobs/{args.job_id}/cancel")
-    if job["status"] == "cancelled":
+    if job["status"] == JobStatus.CANCELLED:
         print(f"job {job['id']} cancelled")
     else:
         print(f"job {job['id']}: cancel requested; its worker stops it at the next step")

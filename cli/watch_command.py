@@ -14,8 +14,7 @@ from tqdm import tqdm
 
 from cli.client import ApiClient, add_connection_flags, client_from_args
 from cli.progress import ProgressPrinter
-
-FINISHED = ("succeeded", "failed", "cancelled")
+from pruneboard.status import FINISHED, JobStatus
 
 
 def register(commands) -> None:
@@ -42,7 +41,7 @@ def follow(client: ApiClient, job_id: int) -> int:
             bar.close()
         job = client.get(f"/jobs/{job_id}")
     print(final_report(job))
-    return 0 if job["status"] == "succeeded" else 1
+    return 0 if job["status"] == JobStatus.SUCCEEDED else 1
 
 
 class _JobBar:

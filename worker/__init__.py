@@ -1,6 +1,8 @@
-"""Pruneboard's worker: a Celery app whose one task runs a job by id (see ../shared/DESIGN.md §2).
+"""Pruneboard's worker: a Celery app whose tasks run a job or an analysis by id (see
+docs/architecture.md).
 
-``celery_app`` (app, task, heartbeat lifecycle), ``tasks`` (claim, run, outcome), ``jobs`` (the
-status changes, as conditional UPDATEs), ``writer`` (events into metric points), ``heartbeat``
-(liveness, cancel flag, recovery of jobs whose worker was lost). ``app`` is the ``-A`` target.
+``celery_app`` (app, tasks, heartbeat lifecycle), ``tasks`` (claim, run, outcome), ``jobs`` (the
+status changes, as conditional UPDATEs), ``analyses`` (the loss-valley analysis task),
+``writer`` (events into metric points), ``heartbeat`` (liveness, data folders, cancel flag,
+recovery of jobs whose worker was lost). ``app`` is the ``-A`` target.
 """

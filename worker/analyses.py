@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from backend.db import session_scope
 from backend.models import Analysis, Job, utcnow
 from backend.settings import Settings
+from pruneboard.status import JobStatus
 from pruning.checkpoint import checkpoint_path
 from pruning.valley.analysis_run import AnalysisError, run_valley_analysis
 from worker.heartbeat import Heartbeat
@@ -47,7 +48,7 @@ def run_analysis(analysis_id: int, *, settings: Settings, beat: Heartbeat) -> st
         last_write = now
         with session_scope(url) as session:
             session.execute(update(Analysis).where(Analysis.id == analysis_id,
-                                                   Analysis.status == "running")
+                                                   Analysis.status == JobStatus.RUNNING)
                             .values(progress=min(max(fraction, 0.0), 1.0), message=message,
                                     heartbeat_at=utcnow()))
 
@@ -67,18 +68,18 @@ def run_analysis(analysis_id: int, *, settings: Settings, beat: Heartbeat) -> st
             f"{type(error).__name__}: {error}")
         log.error("analysis %s failed: %s", analysis_id, message,
                   exc_info=not isinstance(error, AnalysisError))
-        return _finish(url, analysis_id, "failed", error=message)
+        return _finish(url, analysis_id, JobStatus.FAILED, error=message)
     finally:
         beat.clear_analysis()
     # Should this write fail (the database went away), the reapers fail the row later.
-    return _finish(url, analysis_id, "succeeded", result=result)
+    return _finish(url, analysis_id, JobStatus.SUCCEEDED, result=result)
 
 
 def _claim(session: Session, analysis_id: int, worker_id: str):
     now = utcnow()
     row = session.execute(
-        update(Analysis).where(Analysis.id == analysis_id, Analysis.status == "queued")
-        .values(status="running", worker_id=worker_id, started_at=now, heartbeat_at=now,
+        update(Analysis).where(Analysis.id == analysis_id, Analysis.status == JobStatus.QUEUED)
+        .values(status=JobStatus.RUNNING, worker_id=worker_id, started_at=now, heartbeat_at=now,
                 message="starting")
         .returning(Analysis.job_id, Analysis.reference_job_id, Analysis.options)
         .execution_options(synchronize_session=False)).first()
@@ -94,13 +95,13 @@ def _job_values(session: Session, job_id: int) -> dict[str, Any]:
     return {"id": job_id, "config": config}
 
 
-def _finish(url: str, analysis_id: int, status: str, *, result: dict | None = None,
+def _finish(url: str, analysis_id: int, status: JobStatus, *, result: dict | None = None,
             error: str | None = None) -> str:
     with session_scope(url) as session:
         owned = session.execute(
-            update(Analysis).where(Analysis.id == analysis_id, Analysis.status == "running")
+            update(Analysis).where(Analysis.id == analysis_id, Analysis.status == JobStatus.RUNNING)
             .values(status=status, result=result, error=error, finished_at=utcnow(),
-                    progress=1.0 if status == "succeeded" else Analysis.progress,
+                    progress=1.0 if status == JobStatus.SUCCEEDED else Analysis.progress,
                     message=status if error is None else error.splitlines()[0])
             .execution_options(synchronize_session=False)).rowcount
     return status if owned else "lost"

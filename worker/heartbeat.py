@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from backend.db import session_scope
 from backend.models import Analysis, Job, Worker, utcnow
 from backend.settings import Settings
+from pruneboard.status import JobStatus
 from worker.jobs import reap_lost_analyses, reap_lost_jobs
 
 log = logging.getLogger(__name__)
@@ -162,14 +163,14 @@ class Heartbeat:
                 .on_conflict_do_update(index_elements=["id"], set_=values))
             if analysis is not None:
                 session.execute(update(Analysis).where(Analysis.id == analysis,
-                                                       Analysis.status == "running")
+                                                       Analysis.status == JobStatus.RUNNING)
                                 .values(heartbeat_at=now)
                                 .execution_options(synchronize_session=False))
             if job is None:
                 return
             cancel = session.execute(
                 update(Job)
-                .where(Job.id == job[0], Job.status == "running", Job.attempt == job[1])
+                .where(Job.id == job[0], Job.status == JobStatus.RUNNING, Job.attempt == job[1])
                 .values(heartbeat_at=now)
                 .returning(Job.cancel_requested)
                 .execution_options(synchronize_session=False)
@@ -193,7 +194,7 @@ class Heartbeat:
         for job in reaped:
             log.warning("job %s: worker %s lost during attempt %s -> %s", job.job_id,
                         job.lost_worker, job.attempt, job.status)
-        requeued = [job.job_id for job in reaped if job.status == "queued"]
+        requeued = [job.job_id for job in reaped if job.status == JobStatus.QUEUED]
         # Only after the commit: a worker taking the message must find the job 'queued'.
         for job_id in requeued:
             self._resend(job_id)

@@ -19,6 +19,7 @@ from sqlalchemy import case, func, insert, or_, update
 from sqlalchemy.orm import Session
 
 from backend.models import Analysis, Job, JobChange, JobLog, utcnow
+from pruneboard.status import JobStatus
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,12 @@ class Claim:
 @dataclass(frozen=True)
 class Reaped:
     job_id: int
-    status: str  # queued (to be re-sent), failed or cancelled
+    status: JobStatus  # queued (to be re-sent), failed or cancelled
     attempt: int
     lost_worker: str | None
 
 
-def add_history(session: Session, job_id: int, status: str, message: str, *, step: int = 0,
+def add_history(session: Session, job_id: int, status: JobStatus, message: str, *, step: int = 0,
                 latest: dict | None = None, level: str = "info") -> None:
     session.execute(insert(JobChange).values(job_id=job_id, status=status, step=step,
                                              latest=latest or {}, note=message))
@@ -48,8 +49,8 @@ def claim_job(session: Session, job_id: int, worker_id: str) -> Claim | None:
     now = utcnow()
     row = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(False))
-        .values(status="running", attempt=Job.attempt + 1, worker_id=worker_id,
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.cancel_requested.is_(False))
+        .values(status=JobStatus.RUNNING, attempt=Job.attempt + 1, worker_id=worker_id,
                 heartbeat_at=now, started_at=func.coalesce(Job.started_at, now), error=None,
                 finished_at=None)
         .returning(Job.attempt, Job.config, Job.step, Job.latest)
@@ -57,7 +58,7 @@ def claim_job(session: Session, job_id: int, worker_id: str) -> Claim | None:
     ).first()
     if row is None:
         return None
-    add_history(session, job_id, "running", f"attempt {row.attempt} started on {worker_id}",
+    add_history(session, job_id, JobStatus.RUNNING, f"attempt {row.attempt} started on {worker_id}",
                 step=row.step, latest=row.latest)
     return Claim(attempt=row.attempt, config=row.config)
 
@@ -66,18 +67,18 @@ def cancel_queued_job(session: Session, job_id: int) -> bool:
     """A queued job whose cancel was requested ends here, so it never sits 'queued' forever."""
     row = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(True))
-        .values(status="cancelled", finished_at=utcnow())
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.cancel_requested.is_(True))
+        .values(status=JobStatus.CANCELLED, finished_at=utcnow())
         .returning(Job.step, Job.latest)
         .execution_options(synchronize_session=False)
     ).first()
     if row is not None:
-        add_history(session, job_id, "cancelled", "cancelled before it started",
+        add_history(session, job_id, JobStatus.CANCELLED, "cancelled before it started",
                     step=row.step, latest=row.latest)
     return row is not None
 
 
-def finish_job(session: Session, job_id: int, attempt: int, status: str, message: str, *,
+def finish_job(session: Session, job_id: int, attempt: int, status: JobStatus, message: str, *,
                summary: dict | None = None, error: str | None = None,
                level: str = "info") -> bool:
     """End the run ``attempt`` as succeeded, failed or cancelled; False if it no longer owns the
@@ -87,7 +88,7 @@ def finish_job(session: Session, job_id: int, attempt: int, status: str, message
         values["summary"] = summary
     row = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.attempt == attempt)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.attempt == attempt)
         .values(**values)
         .returning(Job.step, Job.latest)
         .execution_options(synchronize_session=False)
@@ -102,13 +103,13 @@ def requeue_job(session: Session, job_id: int, attempt: int, message: str) -> bo
     """Hand a job this worker is running back to the queue (the worker is shutting down)."""
     row = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.attempt == attempt)
-        .values(status="queued")
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.attempt == attempt)
+        .values(status=JobStatus.QUEUED)
         .returning(Job.step, Job.latest)
         .execution_options(synchronize_session=False)
     ).first()
     if row is not None:
-        add_history(session, job_id, "queued", message, step=row.step, latest=row.latest,
+        add_history(session, job_id, JobStatus.QUEUED, message, step=row.step, latest=row.latest,
                     level="warning")
     return row is not None
 
@@ -123,13 +124,14 @@ def reap_lost_jobs(session: Session, *, timeout_s: float, max_attempts: int) -> 
     """
     now = utcnow()
     cutoff = now - timedelta(seconds=timeout_s)
-    outcome = case((Job.cancel_requested.is_(True), "cancelled"),
-                   (Job.attempt >= max_attempts, "failed"), else_="queued")
+    outcome = case((Job.cancel_requested.is_(True), JobStatus.CANCELLED),
+                   (Job.attempt >= max_attempts, JobStatus.FAILED), else_=JobStatus.QUEUED)
     finished = case((Job.cancel_requested.is_(True), now),
                     (Job.attempt >= max_attempts, now), else_=None)
     rows = session.execute(
         update(Job)
-        .where(Job.status == "running", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff))
+        .where(Job.status == JobStatus.RUNNING,
+               or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff))
         .values(status=outcome, finished_at=finished)
         .returning(Job.id, Job.status, Job.attempt, Job.worker_id, Job.step, Job.latest)
         .execution_options(synchronize_session=False)
@@ -137,18 +139,19 @@ def reap_lost_jobs(session: Session, *, timeout_s: float, max_attempts: int) -> 
     reaped = []
     for row in rows:
         lost = f"worker {row.worker_id} lost"
-        if row.status == "queued":
+        status = JobStatus(row.status)
+        if status == JobStatus.QUEUED:
             message = (f"{lost} during attempt {row.attempt} of {max_attempts}; requeued from "
                        f"its last checkpoint")
-        elif row.status == "failed":
+        elif status == JobStatus.FAILED:
             message = f"worker lost {row.attempt} times (last: {row.worker_id}); giving up"
             session.execute(update(Job).where(Job.id == row.id).values(error=message)
                             .execution_options(synchronize_session=False))
         else:
             message = f"{lost}; cancelled as requested"
-        add_history(session, row.id, row.status, message, step=row.step, latest=row.latest,
-                    level="warning" if row.status != "cancelled" else "info")
-        reaped.append(Reaped(row.id, row.status, row.attempt, row.worker_id))
+        add_history(session, row.id, status, message, step=row.step, latest=row.latest,
+                    level="warning" if status != JobStatus.CANCELLED else "info")
+        reaped.append(Reaped(row.id, status, row.attempt, row.worker_id))
     return reaped
 
 
@@ -159,7 +162,7 @@ def reap_lost_analyses(session: Session, *, timeout_s: float) -> int:
     message = "the worker running this analysis was lost; start it again"
     return session.execute(
         update(Analysis)
-        .where(Analysis.status == "running",
+        .where(Analysis.status == JobStatus.RUNNING,
                or_(Analysis.heartbeat_at.is_(None), Analysis.heartbeat_at < cutoff))
-        .values(status="failed", error=message, message=message, finished_at=utcnow())
+        .values(status=JobStatus.FAILED, error=message, message=message, finished_at=utcnow())
         .execution_options(synchronize_session=False)).rowcount

@@ -25,6 +25,7 @@ from backend.queue import enqueue_analysis
 from backend.services.analyses import create_analysis
 from backend.services.artifacts import export_dir
 from backend.settings import Settings
+from pruneboard.status import JobStatus
 from pruning import ConfigError, TrainConfig, TrainingError, TrainingStopped, train
 from pruning.checkpoint import CheckpointError, checkpoint_path
 from pruning.data import DatasetError, resolve_data_dir
@@ -50,7 +51,7 @@ def run_job(job_id: int, *, settings: Settings, beat: Heartbeat,
     if claim is None:
         log.info("job %s not claimed (%s)", job_id,
                  "cancelled before it started" if cancelled else "not queued")
-        return "cancelled" if cancelled else "skipped"
+        return JobStatus.CANCELLED if cancelled else "skipped"
     beat.set_job(job_id, claim.attempt)
     try:
         return _run_claimed(job_id, claim.attempt, claim.config, settings, beat, resend)
@@ -82,7 +83,7 @@ def _run_claimed(job_id: int, attempt: int, values: dict[str, Any], settings: Se
                  beat: Heartbeat, resend: Callable[[int], None]) -> str:
     url = settings.resolved_database_url
 
-    def finish(status: str, message: str, **fields) -> str:
+    def finish(status: JobStatus, message: str, **fields) -> str:
         with session_scope(url) as session:
             owned = finish_job(session, job_id, attempt, status, message, **fields)
         return status if owned else "lost"
@@ -104,7 +105,7 @@ def _run_claimed(job_id: int, attempt: int, values: dict[str, Any], settings: Se
             log.warning("job %s was requeued while this worker ran it; dropped", job_id)
             return "lost"
         if beat.cancel_requested():
-            return finish("cancelled", f"cancelled on request ({stopped})")
+            return finish(JobStatus.CANCELLED, f"cancelled on request ({stopped})")
         return _hand_back(url, job_id, attempt, beat, resend)
     except Exception as error:
         # Not retried: a deterministic failure would fail again. Returning normally lets
@@ -114,7 +115,7 @@ def _run_claimed(job_id: int, attempt: int, values: dict[str, Any], settings: Se
         if not _close(writer, job_id):
             return "lost"
         details = "" if _expected(error) else "\n" + traceback.format_exc()
-        return finish("failed", f"failed: {message}{details}", error=message, level="error")
+        return finish(JobStatus.FAILED, f"failed: {message}{details}", error=message, level="error")
     except BaseException:
         # Cold shutdown (WorkerTerminate, SystemExit, KeyboardInterrupt) inside the run.
         _close(writer, job_id)
@@ -124,7 +125,7 @@ def _run_claimed(job_id: int, attempt: int, values: dict[str, Any], settings: Se
         return "lost"
     kinds = list(config.analyses) if config.reference != "none" else []
     with session_scope(url) as session:
-        owned = finish_job(session, job_id, attempt, "succeeded", "succeeded",
+        owned = finish_job(session, job_id, attempt, JobStatus.SUCCEEDED, "succeeded",
                            summary=json_safe(summary))
         # Queued in the same transaction: whoever sees the job succeeded sees its analysis.
         analysis_id = _queue_analysis(session, job_id, kinds) if owned and kinds else None
@@ -134,7 +135,7 @@ def _run_claimed(job_id: int, attempt: int, values: dict[str, Any], settings: Se
         except Exception:
             # The job succeeded; the queued row stays visible and a POST starts another.
             log.exception("could not send analysis %s of job %s", analysis_id, job_id)
-    return "succeeded" if owned else "lost"
+    return JobStatus.SUCCEEDED if owned else "lost"
 
 
 def _queue_analysis(session: Session, job_id: int, kinds: list[str]) -> int:
@@ -157,7 +158,7 @@ def _hand_back(url: str, job_id: int, attempt: int, beat: Heartbeat,
     except Exception:
         log.exception("could not requeue job %s; the reapers will", job_id)
         return "lost"
-    return "queued" if owned else "lost"
+    return JobStatus.QUEUED if owned else "lost"
 
 
 def _close(writer: EventWriter | None, job_id: int) -> bool:

@@ -27,6 +27,7 @@ from backend.db import get_engine, session_scope
 from backend.models import Artifact, Job, JobChange, JobLog, utcnow
 from backend.services.ingest import insert_points
 from backend.settings import Settings
+from pruneboard.status import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -179,12 +180,12 @@ class EventWriter:
         condition = [Job.id == self.job_id]
         if self.attempt is not None:
             # Progress of a run that lost the job (see worker.jobs) must not overwrite the row.
-            condition += [Job.status == "running", Job.attempt == self.attempt]
+            condition += [Job.status == JobStatus.RUNNING, Job.attempt == self.attempt]
         owned = session.execute(update(Job).where(*condition).values(**values)
                                 .execution_options(synchronize_session=False)).rowcount
         # Points are the same whichever run writes them; progress rows only come from the owner.
         if points and owned:
-            session.execute(insert(JobChange).values(job_id=self.job_id, status="running",
+            session.execute(insert(JobChange).values(job_id=self.job_id, status=JobStatus.RUNNING,
                                                      step=step, latest=latest))
 
     def _write_artifacts(self, session: Session, artifacts: list[dict[str, Any]]) -> None:

@@ -18,10 +18,11 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.deps import JobDep, Reader, SettingsDep
 from backend.db import session_scope
-from backend.models import FINISHED, Job
+from backend.models import Job
 from backend.schemas import JobOut, LogOut
 from backend.services import events as service
 from backend.settings import Settings
+from pruneboard.status import FINISHED
 
 router = APIRouter(tags=["events"])
 KEEPALIVE_S = 15.0

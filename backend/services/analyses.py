@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from backend.models import Analysis, Job
 from backend.services.jobs import IllegalTransition
+from pruneboard.status import JobStatus
 
 # A guard against a runaway script, not a scheduler: more than this many analyses of one job
 # waiting or running at once is refused (HTTP 409) until some finish.
@@ -27,7 +28,7 @@ class BadReference(ValueError):
 def create_analysis(session: Session, job: Job, *, reference: Job | None,
                     options: dict[str, Any]) -> Analysis:
     """Queue an analysis of ``job`` against ``reference`` (None: the job's own SGD twin)."""
-    if job.status != "succeeded":
+    if job.status != JobStatus.SUCCEEDED:
         raise IllegalTransition(f"job {job.id} is {job.status}; analyses need a job that "
                                 f"succeeded")
     if reference is None:
@@ -37,12 +38,13 @@ def create_analysis(session: Session, job: Job, *, reference: Job | None,
     else:
         check_reference(job, reference)
     pending = session.scalar(select(func.count()).select_from(Analysis).where(
-        Analysis.job_id == job.id, Analysis.status.in_(("queued", "running"))))
+        Analysis.job_id == job.id, Analysis.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))))
     if pending >= MAX_PENDING:
         raise IllegalTransition(f"job {job.id} has {pending} analyses queued or running; wait "
                                 f"for one to finish")
     analysis = Analysis(job_id=job.id, reference_job_id=reference.id if reference else None,
-                        options=options, status="queued", progress=0.0, message="queued")
+                        options=options, status=JobStatus.QUEUED, progress=0.0,
+                        message="queued")
     session.add(analysis)
     session.flush()
     return analysis
@@ -51,7 +53,7 @@ def create_analysis(session: Session, job: Job, *, reference: Job | None,
 def check_reference(job: Job, reference: Job) -> None:
     if reference.id == job.id:
         raise BadReference("a job cannot be its own reference")
-    if reference.status != "succeeded":
+    if reference.status != JobStatus.SUCCEEDED:
         raise BadReference(f"job {reference.id} is {reference.status}; the reference must "
                            f"have succeeded")
     differing = [name for name in ARCHITECTURE_FIELDS

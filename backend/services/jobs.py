@@ -11,7 +11,6 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.models import (
-    FINISHED,
     Job,
     JobChange,
     JobLog,
@@ -20,6 +19,7 @@ from backend.models import (
     MetricRollup,
     utcnow,
 )
+from pruneboard.status import FINISHED, JobStatus
 
 
 class IllegalTransition(Exception):
@@ -28,7 +28,7 @@ class IllegalTransition(Exception):
 
 @dataclass(frozen=True)
 class JobFilter:
-    status: str | None = None
+    status: JobStatus | None = None
     owner: str | None = None
     tag: str | None = None
     text: str | None = None
@@ -37,7 +37,7 @@ class JobFilter:
 def create_job(session: Session, *, owner: str, config: dict[str, Any], name: str | None,
                tags: list[str]) -> Job:
     job = Job(owner=owner, name=name, config=config, model=config["model"],
-              dataset=config["dataset"], method=config["method"], status="queued",
+              dataset=config["dataset"], method=config["method"], status=JobStatus.QUEUED,
               tags=[JobTag(tag=t) for t in dict.fromkeys(tags)], latest={}, step=0, attempt=0,
               cancel_requested=False)
     session.add(job)
@@ -84,13 +84,13 @@ def request_cancel(session: Session, job: Job) -> Job:
         raise IllegalTransition(f"job {job.id} is already {job.status}")
     # Conditional, because a worker may claim the job between our read and this write.
     cancelled = session.execute(
-        update(Job).where(Job.id == job.id, Job.status == "queued")
-        .values(status="cancelled", cancel_requested=True, finished_at=utcnow())
+        update(Job).where(Job.id == job.id, Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.CANCELLED, cancel_requested=True, finished_at=utcnow())
         .execution_options(synchronize_session=False)).rowcount
     session.refresh(job)
     if cancelled:
         record_change(session, job, note="cancelled before it started")
-    elif job.status == "running":
+    elif job.status == JobStatus.RUNNING:
         job.cancel_requested = True
         add_log(session, job.id, "cancel requested")
     else:
@@ -101,10 +101,11 @@ def request_cancel(session: Session, job: Job) -> Job:
 def retry_job(session: Session, job: Job) -> Job:
     """Queue a finished-but-unsuccessful job again; its worker resumes from the last
     checkpoint, and metrics already stored are kept (re-sent steps are ignored)."""
-    if job.status not in ("failed", "cancelled"):
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise IllegalTransition(f"only failed or cancelled jobs can be retried; job {job.id} is "
                                 f"{job.status}")
-    job.status, job.cancel_requested, job.error, job.finished_at = "queued", False, None, None
+    job.status, job.cancel_requested, job.error, job.finished_at = (
+        JobStatus.QUEUED, False, None, None)
     record_change(session, job, note="retry requested")
     add_log(session, job.id, "retry requested: resumes from the last checkpoint")
     return job
@@ -114,7 +115,7 @@ def delete_job(session: Session, job: Job, artifact_dir: Path) -> Path:
     """Delete the job's rows; returns its artifact folder, for the caller to remove once the
     deletion is committed (files cannot be rolled back)."""
     # Conditional, because a worker may claim a queued job between our read and this write.
-    deleted = session.execute(delete(Job).where(Job.id == job.id, Job.status != "running")
+    deleted = session.execute(delete(Job).where(Job.id == job.id, Job.status != JobStatus.RUNNING)
                               .execution_options(synchronize_session=False)).rowcount
     if not deleted:
         raise IllegalTransition(f"job {job.id} is running; cancel it first")

@@ -6,6 +6,7 @@ The tests share one stack and run in file order (later ones use the jobs earlier
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -196,7 +197,27 @@ def test_workers_page_shows_the_local_worker(signed_in, stack, shot):
     page.locator("#workers table").wait_for()
     text = page.inner_text("#workers")
     assert "cpu" in text and "ago" in text
+    assert page.inner_text("#workers td[data-label='Data folders']") == "none"
     shot(page, "workers")
+
+
+def test_workers_page_lists_the_data_folders_each_worker_reports(signed_in, api, stack):
+    """The stack's worker reports no folders, so its answer is served with two added."""
+    page = signed_in
+    worker = api.get("/workers").json()[0]
+    folder = {"dataset": "cifar10", "data_dir": "c10", "input_shape": [3, 32, 32],
+              "num_classes": 10, "train_size": 50000}
+    served = [{**worker, "datasets": [folder, {**folder, "dataset": "mnist", "data_dir": "mnist",
+                                               "input_shape": [1, 28, 28], "train_size": 60000}]}]
+    page.route("**/api/v1/workers", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(served)))
+    page.goto(f"{stack['url']}/#/workers")
+    page.locator("#workers table").wait_for()
+    assert page.inner_text("#workers th:nth-child(5)") == "Data folders"
+    cell = "#workers td[data-label='Data folders']"
+    assert page.inner_text(cell) == "cifar10: c10 (50000), mnist: mnist (60000)"
+    assert page.get_attribute(f"{cell} .data-folder", "title") == (
+        "3×32×32, 10 classes, 50000 training samples")
 
 
 @pytest.mark.parametrize("path", ["/jobs", f"/jobs/{1}", "/compare?ids=1"])

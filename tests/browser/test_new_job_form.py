@@ -88,7 +88,8 @@ def test_every_property_of_the_served_schema_has_its_input_and_help(signed_in, s
         assert squash(prop["description"]) in help_text, (name, help_text)
         assert page.locator(f"#error-{name}").count() == 1
         if "enum" in prop:
-            options = page.eval_on_selector_all(f"#field-{name} option", "os => os.map(o => o.value)")
+            options = page.eval_on_selector_all(f"#field-{name} option",
+                                                "os => os.map(o => o.value)")
             assert options == [shown(v) for v in prop["enum"]], name
         if prop.get("type") == "boolean":
             assert page.get_attribute(f"#field-{name}", "type") == "checkbox", name
@@ -96,9 +97,10 @@ def test_every_property_of_the_served_schema_has_its_input_and_help(signed_in, s
     legends = page.eval_on_selector_all("#job-form legend", "ls => ls.map(l => l.textContent)")
     assert legends == [t for t in doc["sections"] + ["Other"] if t in legends]
     for name, prop in properties.items():
-        legend = page.eval_on_selector(f"#field-{name}",
-                                       "el => el.closest('fieldset').querySelector('legend').textContent")
-        assert legend == (prop["x-section"] if prop.get("x-section") in doc["sections"] else "Other")
+        legend = page.eval_on_selector(
+            f"#field-{name}", "el => el.closest('fieldset').querySelector('legend').textContent")
+        section = prop.get("x-section")
+        assert legend == (section if section in doc["sections"] else "Other")
     # The first available preset is applied on load.
     first = next(p for p in doc["presets"] if p["available"])
     for name, value in first["values"].items():
@@ -124,7 +126,8 @@ def test_a_number_out_of_range_is_marked_as_it_is_typed(signed_in, stack, doc):
     lists = [(n, p) for n, p in properties.items() if p.get("type") == "array"
              and "maximum" in p.get("items", {}) and not form[n]["disabled"]]
     for name, prop in lists[:1]:
-        page.fill(f"#field-{name}", f"{shown(prop['default'][:1] or [1])}, {prop['items']['maximum'] * 10 + 1}")
+        too_big = prop["items"]["maximum"] * 10 + 1
+        page.fill(f"#field-{name}", f"{shown(prop['default'][:1] or [1])}, {too_big}")
         assert "out of range" in page.inner_text(f"#error-{name}")
         page.fill(f"#field-{name}", shown(prop["default"]))
         assert page.locator(f"#error-{name}").is_hidden()

@@ -1,5 +1,5 @@
 """Two measurements of the dashboard against the real stack, printed, never asserted on (the
-machine is shared and noisy; see ../shared/DESIGN.md §5):
+machine is shared and noisy; see docs/architecture.md §6):
 
 - write-to-chart latency: points written into the job's database with the one write path
   (backend.services.ingest.insert_points) while the job page is open, until each is drawn;

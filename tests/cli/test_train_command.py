@@ -1,6 +1,9 @@
+import os
 import json
 import subprocess
 import sys
+
+import pytest
 
 from cli.main import main
 
@@ -61,3 +64,53 @@ def test_a_run_with_a_twin_ends_with_its_valley_numbers(tmp_path, capsys):
     assert "compact network" in out and "latency cpu batch 64" in out
     assert "linear path: barrier" in out
     assert (tmp_path / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--mu", "1.0"], "invalid mu: must be in (0.0, 1.0), got 1.0"),
+    (["--dataset", "synthetic", "--synthetic-shape", "1,8"], "invalid synthetic_shape.2: "),
+    (["--model", "resnet20", "--dataset", "cifar10"], "invalid data_dir: dataset cifar10 is read "
+                                                      "from a data folder"),
+    (["--batch-size", "65536"], "invalid batch_size: must be at most the 1437 training "
+                                "samples of digits"),
+    (["--momentum", "0.9"], "invalid momentum: is read only by method sgd"),
+    (["--model", "resnet20", "--dataset", "cifar10", "--data-dir", "/no/such/folder"],
+     "invalid data_dir: cifar10: data directory /no/such/folder does not exist"),
+])
+def test_what_the_engine_cannot_run_is_one_line_and_exit_2(argv, line):
+    result = subprocess.run([sys.executable, "-m", "cli.main", "train", "--epochs", "1", *argv],
+                            capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"pruneboard: error: {line}"), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_config_file_gets_no_silent_coercions(tmp_path):
+    config = tmp_path / "job.yaml"
+    config.write_text("epochs: true\n")
+    result = subprocess.run([sys.executable, "-m", "cli.main", "train", "--config", str(config)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == ("pruneboard: error: invalid epochs: input should be a valid "
+                             "integer, got True (allowed in [1, 10000])\n")
+
+
+def test_help_flags_are_the_specs_fields_with_their_description_and_range():
+    from pruneboard.spec import JobSpec, allowed_range
+
+    result = subprocess.run([sys.executable, "-m", "cli.main", "train", "--help"],
+                            capture_output=True, text=True, check=True, env={
+                                **os.environ, "COLUMNS": "10000"})
+    # One block per option: its line and the more indented lines below it, joined.
+    blocks, current = {}, None
+    for row in result.stdout.splitlines():
+        if row.startswith("  -"):
+            current = row.split()[0].rstrip(",")
+            blocks[current] = row
+        elif current and row.startswith("    "):
+            blocks[current] += " " + row.strip()
+    for name, field in JobSpec.model_fields.items():
+        block = " ".join(blocks["--" + name.replace("_", "-")].split())
+        assert field.description in block, block
+        allowed = allowed_range(JobSpec, name)
+        assert allowed is None or allowed in block, block
