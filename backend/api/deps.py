@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
 from backend.auth import allows, verify_token
@@ -13,6 +13,7 @@ from backend.db import get_sessionmaker
 from backend.models import ApiToken, Job
 from backend.services.jobs import get_job
 from backend.settings import Settings
+from pruneboard.spec.types import INT64_MAX
 
 COOKIE_NAME = "pruneboard_token"
 
@@ -70,7 +71,8 @@ Submitter = Annotated[ApiToken, Depends(require("submit"))]
 Admin = Annotated[ApiToken, Depends(require("admin"))]
 
 
-def load_job(job_id: int, session: SessionDep, _: Reader) -> Job:
+def load_job(job_id: Annotated[int, Path(ge=1, le=INT64_MAX)], session: SessionDep,
+             _: Reader) -> Job:
     job = get_job(session, job_id)
     if job is None:
         raise HTTPException(404, f"job {job_id} not found")

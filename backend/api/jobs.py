@@ -14,7 +14,11 @@ from backend.schemas import HistoryOut, JobOut, JobPage
 from backend.services import jobs as service
 from pruneboard.spec import JobSubmission
 from pruneboard.spec.schema import client_job_schema
+from pruneboard.spec.types import INT64_MAX
 from pruneboard.status import JobStatus
+
+# PostgreSQL text cannot hold NUL: refused here rather than failing in the driver.
+NO_NUL = r"^[^\x00]*$"
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -35,11 +39,12 @@ def submit_job(raw: RawBody, session: SessionDep, settings: SettingsDep,
 @router.get("", response_model=JobPage)
 def list_jobs(session: SessionDep, _: Reader,
               status: JobStatus | None = None,
-              owner: Annotated[str | None, Query(max_length=100)] = None,
-              tag: Annotated[str | None, Query(max_length=50)] = None,
-              q: Annotated[str | None, Query(max_length=200, description="text search")] = None,
+              owner: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+              tag: Annotated[str | None, Query(max_length=50, pattern=NO_NUL)] = None,
+              q: Annotated[str | None, Query(max_length=200, pattern=NO_NUL,
+                                               description="text search")] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              offset: Annotated[int, Query(ge=0)] = 0) -> Any:
+              offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0) -> Any:
     jobs, total = service.list_jobs(session, service.JobFilter(status, owner, tag, q),
                                     limit=limit, offset=offset)
     return JobPage(items=[JobOut.of(j) for j in jobs], total=total, limit=limit, offset=offset)

@@ -12,6 +12,7 @@ from backend.schemas import LogOut, LogPage, MetricsOut
 from backend.services import jobs as job_service
 from backend.services import metrics as service
 from backend.services.events import current_cursor
+from pruneboard.spec.types import INT64_MAX
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["metrics"])
 
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/jobs/{job_id}", tags=["metrics"])
 def read_metrics(
     job: JobDep, session: SessionDep,
     keys: Annotated[str | None, Query(description="comma-separated series; default all")] = None,
-    from_step: Annotated[int, Query(ge=0)] = 0,
+    from_step: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     max_points: Annotated[int, Query(ge=0, le=1_000_000,
                                      description="per series; 0 = full resolution")]
     = service.DEFAULT_MAX_POINTS,
@@ -44,7 +45,7 @@ def export_metrics(job: JobDep, settings: SettingsDep) -> StreamingResponse:
 
 @router.get("/logs", response_model=LogPage)
 def read_logs(job: JobDep, session: SessionDep,
-              after_id: Annotated[int, Query(ge=0)] = 0,
+              after_id: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
               limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> Any:
     logs = job_service.job_logs(session, job.id, after_id=after_id, limit=limit)
     return {"items": [LogOut.model_validate(line) for line in logs]}

@@ -167,3 +167,11 @@ def test_analysis_limits_name_the_field(settings, make_token, limit, field):
                          path=f"{JOBS}/{job_id}/analyses")
         assert detail[0]["field"] == field and "at most 100" in detail[0]["message"]
     assert count(settings, Analysis) == before
+
+
+@pytest.mark.parametrize("path", [f"{JOBS}/{2**70}", f"{JOBS}?offset={2**70}", f"{JOBS}?q=a%00b",
+                                  f"{JOBS}?tag=%00", f"{JOBS}/ID/metrics?from_step={2**64}"])
+def test_out_of_range_ids_and_nul_bytes_in_queries_are_422_not_500(client, make_token, path):
+    job_id = client.post(JOBS, headers=make_token(), json={"epochs": 1}).json()["id"]
+    response = client.get(path.replace("ID", str(job_id)), headers=make_token("read"))
+    assert response.status_code == 422, response.text
