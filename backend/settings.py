@@ -52,15 +52,6 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(os.pathsep) if part.strip()]
         return value
 
-    @field_validator("limits", mode="before")
-    @classmethod
-    def _limits_from_text(cls, value: object) -> object:
-        # The spec's integers are strict (a JSON body's "5" is refused), but the environment and
-        # .env hold only text: PRUNEBOARD_LIMITS__MAX_MODEL_PARAMS=5 arrives as {"...": "5"}.
-        if isinstance(value, dict):
-            return {name: _integer_text(limit) for name, limit in value.items()}
-        return value
-
     @property
     def resolved_data_roots(self) -> list[Path]:
         """Where workers look for dataset folders, in order (an earlier root wins a name)."""
@@ -82,16 +73,6 @@ class Settings(BaseSettings):
     @property
     def resolved_artifact_dir(self) -> Path:
         return (self.artifact_dir or self.data_dir / "artifacts").resolve()
-
-
-def _integer_text(value: object) -> object:
-    """Text like 50000 or 50_000 as an int; anything else as it is, for the spec to refuse."""
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return value
-    return value
 
 
 @lru_cache

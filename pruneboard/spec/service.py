@@ -8,11 +8,12 @@ whatever it can hold.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pruneboard.spec import catalog
-from pruneboard.spec.types import integer, text
+from pruneboard.spec.types import text
 
 
 class DatasetFolder(BaseModel):
@@ -30,25 +31,29 @@ class DatasetFolder(BaseModel):
         return catalog.DatasetFacts(self.input_shape, self.num_classes, self.train_size)
 
 
+# Not strict, unlike body fields: settings come from the environment as text.
+Limit = Annotated[int, Field(ge=1, le=2**62)]
+
+
 class ServiceLimits(BaseModel):
     """Limits of a shared service (settings ``PRUNEBOARD_LIMITS__<NAME>``), so one submit token
     cannot exhaust a worker host. Not limits of the engine."""
 
     model_config = ConfigDict(frozen=True)
 
-    max_model_params: integer(1, 2**62) = Field(
+    max_model_params: Limit = Field(
         100_000_000, description="parameters of the dense model (wrn-28-10: 36.5 M)")
-    max_model_flops: integer(1, 2**62) = Field(
+    max_model_flops: Limit = Field(
         25_000_000_000, description="FLOPs of one forward pass of one sample (wrn-28-10 on "
         "32x32: 10.5 G)")
-    max_total_steps: integer(1, 2**62) = Field(
+    max_total_steps: Limit = Field(
         2_000_000, description="training steps of the whole job (epochs × steps per epoch)")
-    max_synthetic_values: integer(1, 2**62) = Field(
+    max_synthetic_values: Limit = Field(
         400_000_000, description="numbers in a synthetic dataset, train and test (C·H·W × "
         "samples; CIFAR-10 holds 184 M)")
-    max_eval_samples: integer(1, 2**62) = Field(
+    max_eval_samples: Limit = Field(
         50_000, description="training samples an analysis evaluates on")
-    max_random_directions: integer(1, 2**62) = Field(
+    max_random_directions: Limit = Field(
         1_000, description="random directions an analysis compares with")
 
 

@@ -97,7 +97,7 @@ def test_bad_input_and_bad_credentials_are_messages(service, tmp_path, capsys):
     assert cli(service, "submit", str(bad)) == 2
     error = capsys.readouterr().err
     assert error.startswith("pruneboard: error: invalid request: epochs: ")
-    assert "(allowed in [1, 10000])" in error
+    assert "must be in [1, 10000], got 0" in error
 
     assert main(["jobs", "--url", service["url"], "--token", "pb_0000_wrong"]) == 2
     assert capsys.readouterr().err.strip() == (
