@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) bench/compact_speedup.py
 	$(PY) bench/valley_cost.py
 	$(PY) bench/compare_methods.py
+	$(PY) bench/spec_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
