@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 
@@ -25,8 +26,8 @@ def create_token(session: Session, *, name: str, scope: str) -> str:
     """Store a new token and return it; the plain text exists only in this return value."""
     if scope not in SCOPE_RANK:
         raise TokenError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-    if not name or len(name) > 100:
-        raise TokenError("name must be 1 to 100 characters")
+    if not NAME_FORM.fullmatch(name) or not name.isprintable() or _has_surrogate(name):
+        raise TokenError("name must be 1 to 100 printable characters")
     if session.scalar(select(ApiToken).where(ApiToken.name == name)) is not None:
         raise TokenError(f"a token named {name!r} exists already")
     key, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
@@ -39,10 +40,17 @@ def create_token(session: Session, *, name: str, scope: str) -> str:
     return token
 
 
+# pb_<16 hex>_<urlsafe secret>: anything else is no token, refused before it reaches the
+# database (a NUL or a lone surrogate would otherwise fail in the driver).
+TOKEN_FORM = re.compile(r"pb_[0-9a-f]{16}_[A-Za-z0-9_-]{20,100}")
+# Token names: printable text without NUL or control characters.
+NAME_FORM = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
+
+
 def verify_token(session: Session, token: str) -> ApiToken | None:
-    parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != "pb":
+    if not TOKEN_FORM.fullmatch(token):
         return None
+    parts = token.split("_", 2)
     record = session.scalar(select(ApiToken).where(ApiToken.key == parts[1]))
     if record is None or not hmac.compare_digest(record.token_hash, _digest(token)):
         return None
@@ -57,6 +65,10 @@ def verify_token(session: Session, token: str) -> ApiToken | None:
 
 def allows(scope: str, needed: str) -> bool:
     return SCOPE_RANK[scope] >= SCOPE_RANK[needed]
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= char <= "\udfff" for char in text)
 
 
 def _digest(token: str) -> str:

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 
 from backend.api import analyses, events, jobs, metrics, system
 from backend.api.spec_body import BodyRefused
@@ -27,6 +28,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(BodyRefused, _body_refused)
+    # The backstop for text a database cannot store (PostgreSQL refuses NUL; UTF-8 has no lone
+    # surrogates) that reached a query through a field without its own pattern: a 422, not a 500.
+    app.add_exception_handler(DataError, _unstorable_text)
+    app.add_exception_handler(UnicodeEncodeError, _unstorable_text)
     app.middleware("http")(_limit_body(settings.max_body_bytes))
     app.get("/vendor/plotly.min.js", include_in_schema=False)(_plotly_bundle)
     # Last, so /api and /docs win: the static dashboard on the same origin as the API.
@@ -41,6 +46,12 @@ def _plotly_bundle() -> FileResponse:
     path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     return FileResponse(path, media_type="text/javascript",
                         headers={"Cache-Control": "public, max-age=86400"})
+
+
+async def _unstorable_text(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"detail": [{
+        "field": "body", "message": "the request holds text that cannot be stored (a NUL byte "
+                                    "or an unpaired surrogate)"}]})
 
 
 async def _body_refused(request: Request, error: BodyRefused) -> JSONResponse:

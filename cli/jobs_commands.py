@@ -30,7 +30,7 @@ def register(commands) -> None:
     submit.set_defaults(run=run_submit)
 
     jobs = commands.add_parser("jobs", help="list jobs on the service")
-    jobs.add_argument("--status", choices=tuple(JobStatus))
+    jobs.add_argument("--status", choices=[status.value for status in JobStatus])
     jobs.add_argument("--owner", help="only jobs submitted with this token name")
     jobs.add_argument("--tag", help="only jobs with this tag")
     jobs.add_argument("--search", help="text in the name, model, dataset or method")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pydantic import ValidationError
+
 from cli import (
     analyze_command,
     config_spec_command,
@@ -43,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except UsageError as error:
         print(f"pruneboard: error: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        # Settings read from PRUNEBOARD_* variables (a limit of "abc", say).
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        print(f"pruneboard: error: invalid setting {where} (PRUNEBOARD_"
+              f"{where.upper().replace('.', '__')}): {first['msg']}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pruneboard: interrupted", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -91,7 +92,10 @@ def _train(config, args: argparse.Namespace) -> None:
     from pruning.config import ConfigError
     from pruning.train import TrainingError, train
 
-    events_file = args.out.open("w") if args.out else None
+    try:
+        events_file = args.out.open("w") if args.out else None
+    except OSError as error:
+        raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
     printer = ProgressPrinter(enabled=not args.quiet)
 
     def on_event(event: dict) -> None:
@@ -102,6 +106,9 @@ def _train(config, args: argparse.Namespace) -> None:
 
     try:
         summary = train(config, on_event, resume_from=args.resume)
+    except OSError as error:
+        raise UsageError(f"cannot write {error.filename or 'a file'}: "
+                         f"{error.strerror or error}") from None
     except ConfigError as error:
         raise UsageError(f"invalid {error.field}: {error.message}") from None
     except (CheckpointError, TrainingError) as error:
@@ -160,16 +167,29 @@ def _text(text: str) -> str | None:
     return None if text.lower() in ("none", "null") else text
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML 1.1 reads 5e-3 (no dot) as a string; people write learning rates that way, so
+    numbers in exponent form are floats here, as in YAML 1.2 and JSON."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789."))
+
+
 def _read_config_file(path: Path) -> dict:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise UsageError(f"cannot read config file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"config file {path} is not UTF-8 text (byte {error.start})") from None
     try:
-        values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        values = json.loads(text) if path.suffix == ".json" else yaml.load(text, _ConfigLoader)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
+        reason = " ".join(str(error).split())  # one line: YAML's message spans several
         raise UsageError(f"config file {path} is not valid {path.suffix[1:] or 'YAML'}: "
-                         f"{error}") from None
+                         f"{reason}") from None
     if not isinstance(values, dict):
         raise UsageError(f"config file {path} must hold a mapping of config fields")
     return values

@@ -95,8 +95,8 @@ def check_buildable(config: TrainConfig) -> None:
         Schedule.check(config)
     with torch.device("meta"):
         model = _build_model(config, facts.input_shape, facts.num_classes)
-        model.eval()
-        model(torch.zeros(2, *facts.input_shape))
+        model.train()  # as in training: a BatchNorm needs more than one value per channel
+        model(torch.zeros(config.batch_size, *facts.input_shape))
         structure = build_groups(model, exclude=config.exclude)
         CostModel(model, structure, facts.input_shape)
         make_optimizer(config, model, structure)

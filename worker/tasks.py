@@ -115,6 +115,7 @@ def _run_claimed(job_id: int, attempt: int, values: dict[str, Any], settings: Se
         if not _close(writer, job_id):
             return "lost"
         details = "" if _expected(error) else "\n" + traceback.format_exc()
+        message, details = (without_server_paths(text, settings) for text in (message, details))
         return finish(JobStatus.FAILED, f"failed: {message}{details}", error=message, level="error")
     except BaseException:
         # Cold shutdown (WorkerTerminate, SystemExit, KeyboardInterrupt) inside the run.
@@ -185,6 +186,16 @@ def _worker_shutting_down() -> bool:
 def _expected(error: Exception) -> bool:
     return isinstance(error, ConfigError | CheckpointError | TrainingError
                       | torch.cuda.OutOfMemoryError)
+
+
+def without_server_paths(text: str, settings: Settings) -> str:
+    """``text`` with this worker's data roots and artifact folder named, not spelled out: every
+    reader of the job sees its error, and a path would tell them what exists on this host."""
+    places = [(root, "<data root>") for root in settings.resolved_data_roots]
+    places.append((settings.resolved_artifact_dir, "<artifacts>"))
+    for path, name in sorted(places, key=lambda place: -len(str(place[0]))):
+        text = text.replace(str(path), name)
+    return text
 
 
 def _failure_message(error: Exception, *, device: str) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import FileResponse
 
 from backend.api.deps import JobDep, SessionDep, SettingsDep, Submitter
@@ -62,7 +62,9 @@ def list_artifacts(job: JobDep, session: SessionDep) -> Any:
 
 
 @router.get("/{job_id}/artifacts/{name}")
-def download_artifact(job: JobDep, name: str, session: SessionDep,
+def download_artifact(job: JobDep,
+                      name: Annotated[str, Path(max_length=200, pattern=r"^[^\x00/]+$")],
+                      session: SessionDep,
                       settings: SettingsDep) -> FileResponse:
     artifact = artifacts.get_artifact(session, job.id, name)
     if artifact is None:

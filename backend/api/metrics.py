@@ -20,7 +20,8 @@ router = APIRouter(prefix="/jobs/{job_id}", tags=["metrics"])
 @router.get("/metrics", response_model=MetricsOut)
 def read_metrics(
     job: JobDep, session: SessionDep,
-    keys: Annotated[str | None, Query(description="comma-separated series; default all")] = None,
+    keys: Annotated[str | None, Query(max_length=10_000, pattern=r"^[^\x00]*$",
+                                      description="comma-separated series; default all")] = None,
     from_step: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     max_points: Annotated[int, Query(ge=0, le=1_000_000,
                                      description="per series; 0 = full resolution")]

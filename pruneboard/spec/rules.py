@@ -10,13 +10,14 @@ and the limits.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
 from pruneboard.spec import catalog
 from pruneboard.spec.errors import refuse
 from pruneboard.spec.service import ServiceContext, service_of
-from pruneboard.spec.sizes import model_size
+from pruneboard.spec.sizes import model_size, smallest_norm_area
 
 if TYPE_CHECKING:
     from pruneboard.spec.job import JobSpec
@@ -69,7 +70,7 @@ def _unread_fields(spec: JobSpec) -> Problems:
         other = getattr(spec, rule["field"])
         if other in rule["one_of"]:
             continue
-        shown = _plain(field_default(name))
+        shown = json.dumps(_plain(field_default(name)))
         if rule["field"] == "method":
             problems.append((name, f"is read only by method {', '.join(rule['one_of'])}; "
                                    f"{other} does not read it (leave it at {shown})"))
@@ -91,6 +92,11 @@ def _fits_data(spec: JobSpec, facts: catalog.DatasetFacts) -> Problems:
         problems.append(("synthetic_size", f"must be at least synthetic_classes "
                                            f"({spec.synthetic_classes}), got "
                                            f"{spec.synthetic_size}"))
+    area = None if problems else smallest_norm_area(spec.model, facts.input_shape)
+    if area == 1 and spec.batch_size == 1:
+        problems.append(("batch_size", f"must be at least 2: {spec.model} on "
+                         f"{height}x{width} inputs has a BatchNorm over 1x1 maps, which needs "
+                         f"more than one value per channel to train"))
     if spec.batch_size > facts.train_size:
         problems.append(("batch_size", f"must be at most the {facts.train_size} training "
                                        f"samples of {spec.dataset}, got {spec.batch_size}"))
@@ -98,10 +104,12 @@ def _fits_data(spec: JobSpec, facts: catalog.DatasetFacts) -> Problems:
 
 
 def _service_fields(spec: JobSpec, service: ServiceContext) -> Problems:
-    from pruneboard.spec.job import SERVER_FIELDS
+    from pruneboard.spec.job import SERVER_FIELDS, field_default
 
+    # At its default a server field may be sent: a job's own config can be submitted again.
     problems = [(name, "is set by the worker that runs the job; leave it out")
-                for name in SERVER_FIELDS if name in spec.model_fields_set]
+                for name in SERVER_FIELDS
+                if name in spec.model_fields_set and getattr(spec, name) != field_default(name)]
     if spec.dataset in catalog.FOLDER_DATASETS and spec.data_dir:
         names = [f.data_dir for f in service.folders_of(spec.dataset)]
         if spec.data_dir not in names:

@@ -18,6 +18,7 @@ class _Counter:
         self.channels, self.height, self.width = channels, height, width
         self.params = 0
         self.flops = 0
+        self.smallest_norm_area: int | None = None  # H×W of the smallest map a BatchNorm sees
 
     def conv(self, out: int, kernel: int = 3, stride: int = 1, bias: bool = False,
              channels: int | None = None) -> None:
@@ -32,6 +33,8 @@ class _Counter:
 
     def batchnorm(self, channels: int | None = None) -> None:
         self.params += 2 * (self.channels if channels is None else channels)
+        area = self.height * self.width
+        self.smallest_norm_area = min(area, self.smallest_norm_area or area)
 
     def maxpool(self) -> None:
         self.height //= 2
@@ -45,6 +48,18 @@ class _Counter:
 def model_size(model: str, input_shape: Sequence[int], num_classes: int,
                mlp_widths: Sequence[int] = (300, 100)) -> tuple[int, int]:
     """(parameters, FLOPs per sample) of the built-in ``model``."""
+    count = _count(model, input_shape, num_classes, mlp_widths)
+    return count.params, count.flops
+
+
+def smallest_norm_area(model: str, input_shape: Sequence[int]) -> int | None:
+    """H×W of the smallest feature map a BatchNorm layer of ``model`` normalises (None: the
+    model has none). Training needs more than one value per channel: batch × area > 1."""
+    return _count(model, input_shape, 2, ()).smallest_norm_area
+
+
+def _count(model: str, input_shape: Sequence[int], num_classes: int,
+           mlp_widths: Sequence[int]) -> _Counter:
     channels, height, width = (int(d) for d in input_shape)
     count = _Counter(channels, height, width)
     if model == "mlp":
@@ -70,7 +85,7 @@ def model_size(model: str, input_shape: Sequence[int], num_classes: int,
         count.linear(640, num_classes)
     else:
         raise ValueError(f"unknown model {model!r}")
-    return count.params, count.flops
+    return count
 
 
 def _resnet(count: _Counter, blocks: int) -> None:
@@ -88,6 +103,7 @@ def _resnet(count: _Counter, blocks: int) -> None:
                 shortcut = _Counter(channels_in, height_in, width_in)
                 shortcut.conv(width, kernel=1, stride=step)
                 shortcut.batchnorm()
+                count.batchnorm(0)  # the shortcut's BatchNorm sees the block's output map
                 count.params += shortcut.params
                 count.flops += shortcut.flops
 

@@ -67,10 +67,12 @@ def folder_facts(dataset: str, directory: Path) -> DatasetFacts:
         raise DatasetError(f"{directory} does not hold {dataset}: expected {', '.join(wanted)}")
     if dataset == "mnist":
         return _mnist_facts(files)
-    _, train, _, labels_key, classes = _CIFAR[dataset]
-    # Every training batch is loaded: its count is only known from the unpickled arrays, and
-    # a folder that would fail the job's own load is better refused now.
+    _, train, test, labels_key, classes = _CIFAR[dataset]
+    # Every batch is loaded, the test batches too: the count is only known from the unpickled
+    # arrays, and a folder that would fail the job's own load is better not reported at all.
     sizes = [len(load_batch(files[name], labels_key, classes)[1]) for name in train]
+    for name in test:
+        load_batch(files[name], labels_key, classes)
     return DatasetFacts((3, 32, 32), classes, sum(sizes))
 
 

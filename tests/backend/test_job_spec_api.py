@@ -76,6 +76,8 @@ def refused(client, headers, body=None, *, content=None, path=JOBS):
     ({"model": "vgg16-bn", "mlp_widths": [300, 100]}, "model", "at least 32x32"),
     ({"method": "sdprun", "weight_decay": 0.01}, "weight_decay", "read only by method sgd"),
     ({"dataset": "digits", "data_dir": "cifar-small"}, "data_dir", "needs dataset mnist"),
+    ({"model": "resnet20", "dataset": "synthetic", "synthetic_shape": [1, 1, 1], "batch_size": 1,
+      "mlp_widths": [300, 100]}, "batch_size", "BatchNorm over 1x1 maps"),
 ])
 def test_what_a_worker_could_not_run_is_refused_at_the_door(client, make_token, settings, body,
                                                             field, words):
@@ -175,3 +177,33 @@ def test_out_of_range_ids_and_nul_bytes_in_queries_are_422_not_500(client, make_
     job_id = client.post(JOBS, headers=make_token(), json={"epochs": 1}).json()["id"]
     response = client.get(path.replace("ID", str(job_id)), headers=make_token("read"))
     assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/v1/session", b'{"token": "pb_\\ud800_x"}'),
+    ("/api/v1/session", b'{"token": "pb_\\u0000abc_def"}'),
+    ("/api/v1/tokens", b'{"name": "\\ud800x", "scope": "read"}'),
+    ("/api/v1/tokens", b'{"name": "a\\u0000b", "scope": "read"}'),
+])
+def test_nul_bytes_and_lone_surrogates_in_small_bodies_are_refused_not_500(client, make_token,
+                                                                          path, body):
+    response = client.post(path, content=body, headers={**make_token("admin"),
+                                                        "content-type": "application/json"})
+    assert response.status_code in (401, 422), response.text
+
+
+def test_a_cookie_with_a_nul_byte_is_no_token(client, make_token):
+    client.cookies.set("pruneboard_token", "pb_a\x00b_c")
+    assert client.get(JOBS).status_code == 401
+    job_id = client.post(JOBS, headers=make_token(), json={"epochs": 1}).json()["id"]
+    for path in (f"{JOBS}/{job_id}/metrics?keys=a%00", f"{JOBS}/{job_id}/artifacts/a%00b"):
+        assert client.get(path, headers=make_token("read")).status_code == 422
+
+
+def test_a_jobs_own_config_can_be_submitted_again(client, make_token):
+    headers = make_token("submit")
+    job = client.post(JOBS, headers=headers, json={"epochs": 2, "method": "sgd",
+                                                   "momentum": 0.9}).json()
+    again = client.post(JOBS, headers=headers, json=job["config"])
+    assert again.status_code == 201, again.text
+    assert again.json()["config"] == job["config"]

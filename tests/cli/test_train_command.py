@@ -114,3 +114,33 @@ def test_help_flags_are_the_specs_fields_with_their_description_and_range():
         assert field.description in block, block
         allowed = allowed_range(JobSpec, name)
         assert allowed is None or allowed in block, block
+
+
+@pytest.mark.parametrize("content, line", [
+    (b"\xff\xfe", "is not UTF-8 text (byte 0)"),
+    (b"a: [\n", "is not valid yaml: while parsing a flow node"),
+    (b"- 1\n", "must hold a mapping of config fields"),
+])
+def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path, content, line):
+    path = tmp_path / "job.yaml"
+    path.write_bytes(content)
+    result = subprocess.run([sys.executable, "-m", "cli.main", "train", "--config", str(path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and line in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_yaml_numbers_in_exponent_form_are_numbers(tmp_path):
+    from cli.train_command import _read_config_file
+
+    path = tmp_path / "job.yaml"
+    path.write_text("lr: 5e-3\nc: 1E-3\nmu: .6\nepochs: 10\n")
+    assert _read_config_file(path) == {"lr": 0.005, "c": 0.001, "mu": 0.6, "epochs": 10}
+
+
+def test_an_unwritable_events_file_is_a_message(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "cli.main", "train", "--epochs", "1",
+                             "--out", str(tmp_path / "missing" / "events.jsonl")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "cannot write" in result.stderr
+    assert "Traceback" not in result.stderr

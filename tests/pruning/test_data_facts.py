@@ -146,7 +146,14 @@ def test_a_rescan_of_unchanged_folders_reads_no_file(two_roots, monkeypatch, cap
     stat = batch.stat()
     os.utime(batch, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert scan_data_roots(list(two_roots)) == first
-    assert reads == ["extra"]
+    assert set(reads) == {"extra"}  # its train and test files, no other folder's
+
+
+def test_a_folder_whose_test_batch_would_fail_the_job_is_not_reported(tmp_path):
+    write_cifar10(tmp_path / "bad-test" / "cifar-10-batches-py", per_batch=4)
+    (tmp_path / "bad-test" / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
+    write_cifar10(tmp_path / "good" / "cifar-10-batches-py", per_batch=4)
+    assert [item["data_dir"] for item in scan_data_roots([tmp_path])] == ["good"]
 
 
 def test_a_folder_that_becomes_readable_is_reported(two_roots):

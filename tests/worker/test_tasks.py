@@ -86,3 +86,18 @@ def test_a_job_that_is_not_queued_is_left_alone(run, db):
     job_id = db.create_job(status="running", attempt=1, worker_id="elsewhere:1:cpu")
     assert run(job_id) == "skipped"
     assert db.job(job_id).worker_id == "elsewhere:1:cpu"
+
+
+def test_failure_messages_name_no_data_root_or_artifact_path(tmp_path):
+    from backend.settings import Settings
+    from worker.tasks import without_server_paths
+
+    root = tmp_path / "roots" / "team"
+    settings = Settings(data_dir=tmp_path, data_roots=[root])
+    text = (f"invalid config: data_dir: {root}/c10/cifar-10-batches-py/test_batch: not a "
+            f"readable CIFAR pickle; checkpoints in {tmp_path}/artifacts/jobs/3")
+    cleaned = without_server_paths(text, settings)
+    assert str(tmp_path) not in cleaned
+    assert cleaned == ("invalid config: data_dir: <data root>/c10/cifar-10-batches-py/"
+                       "test_batch: not a readable CIFAR pickle; checkpoints in "
+                       "<artifacts>/jobs/3")
