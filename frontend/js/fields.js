@@ -128,8 +128,10 @@ function scalar(s, text) {
     return { error: `“${text}” is not true or false` };
   }
   if (kind === "int" || kind === "float") {
+    // Decimal only, as the API reads JSON numbers: Number() would also take 0x10 or 0b1.
+    const form = kind === "int" ? /^[-+]?\d+$/ : /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
     const number = Number(text);
-    if (text === "" || !Number.isFinite(number)) return { error: `“${text}” is not a ${describeNumber(kind)}` };
+    if (!form.test(text) || !Number.isFinite(number)) return { error: `“${text}” is not a ${describeNumber(kind)}` };
     if (kind === "int" && !Number.isInteger(number)) return { error: `${text} is not a whole number` };
     const out = (s.minimum !== undefined && number < s.minimum)
       || (s.exclusiveMinimum !== undefined && number <= s.exclusiveMinimum)

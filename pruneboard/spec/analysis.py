@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from pruneboard.spec import catalog
 from pruneboard.spec.errors import refuse
-from pruneboard.spec.service import service_of
+from pruneboard.spec.service import ANALYSIS_LIMITS, service_of
 from pruneboard.spec.types import INT64_MAX, integer, number
 
 Kinds = Annotated[tuple[Literal[catalog.ANALYSIS_KINDS], ...],
@@ -57,9 +57,8 @@ class AnalysisOptions(BaseModel):
             problems.append(("kinds", f"must be distinct, got {list(self.kinds)}"))
         service = service_of(info.context)
         if service is not None:
-            limits = service.limits
-            for name, limit in (("eval_samples", limits.max_eval_samples),
-                                ("random_directions", limits.max_random_directions)):
+            for name in ANALYSIS_LIMITS:
+                limit = getattr(service.limits, f"max_{name}")
                 if getattr(self, name) > limit:
                     problems.append((name, f"this service allows at most {limit:,} "
                                            f"(max_{name}), got {getattr(self, name):,}"))

@@ -12,7 +12,7 @@ from pruneboard.spec import catalog
 from pruneboard.spec.analysis import AnalysisRequest
 from pruneboard.spec.job import SECTIONS, SERVER_FIELDS, JobSubmission
 from pruneboard.spec.presets import PRESETS, preset_document
-from pruneboard.spec.service import ServiceContext, ServiceLimits
+from pruneboard.spec.service import ANALYSIS_LIMITS, ServiceContext, ServiceLimits
 
 
 @cache
@@ -65,6 +65,19 @@ def _range_of(prop: dict[str, Any]) -> str | None:
     return f"in {left}{low}, {high}{right}"
 
 
+def analysis_schema(limits: ServiceLimits) -> dict[str, Any]:
+    """The analysis body's schema with this service's limits as the maximums, so a client
+    reads the range it will be held to."""
+    schema = dict(model_schema(AnalysisRequest))
+    properties = dict(schema["properties"])
+    for name in ANALYSIS_LIMITS:
+        limit = getattr(limits, f"max_{name}")
+        properties[name] = {**properties[name],
+                            "maximum": min(properties[name]["maximum"], limit)}
+    schema["properties"] = properties
+    return schema
+
+
 def config_document(service: ServiceContext | None = None) -> dict[str, Any]:
     """Everything the form needs: the schema, its sections, this service's limits, the datasets
     its live workers can read, and the presets with whether each can run here."""
@@ -73,7 +86,7 @@ def config_document(service: ServiceContext | None = None) -> dict[str, Any]:
     return {
         "schema": client_job_schema(),
         "sections": list(SECTIONS),
-        "analysis_schema": model_schema(AnalysisRequest),
+        "analysis_schema": analysis_schema(limits),
         "limits": {name: {"value": getattr(limits, name), "help": field.description}
                    for name, field in ServiceLimits.model_fields.items()},
         "datasets": {

@@ -55,6 +55,17 @@ class ServiceLimits(BaseModel):
         50_000, description="training samples an analysis evaluates on")
     max_random_directions: Limit = Field(
         1_000, description="random directions an analysis compares with")
+    max_points: Limit = Field(1_001, description="points on an analysis's linear path")
+    max_bezier_steps: Limit = Field(
+        5_000, description="training steps of an analysis's Bézier curve")
+    max_hessian_k: Limit = Field(50, description="Hessian eigenpairs an analysis computes")
+    max_plane_grid: Limit = Field(101, description="points per side of an analysis's loss "
+                                  "plane")
+
+
+# The analysis option each analysis limit bounds: max_<option>.
+ANALYSIS_LIMITS = ("eval_samples", "random_directions", "points", "bezier_steps", "hessian_k",
+                   "plane_grid")
 
 
 @dataclass(frozen=True)

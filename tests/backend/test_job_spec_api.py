@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 from backend.db import session_scope
 from backend.main import create_app
 from backend.models import Analysis, Job, Worker, utcnow
+from pruneboard.spec.service import ANALYSIS_LIMITS
 
 JOBS = "/api/v1/jobs"
 CIFAR_FOLDER = {"dataset": "cifar10", "data_dir": "cifar-small", "input_shape": [3, 32, 32],
@@ -152,9 +153,9 @@ def test_each_service_limit_is_a_setting_and_names_the_field(settings, make_toke
         assert document["limits"][limit]["value"] == value
 
 
-@pytest.mark.parametrize("limit, field", [("max_eval_samples", "eval_samples"),
-                                          ("max_random_directions", "random_directions")])
-def test_analysis_limits_name_the_field(settings, make_token, limit, field):
+@pytest.mark.parametrize("field", ANALYSIS_LIMITS)
+def test_analysis_limits_name_the_field(settings, make_token, field):
+    limit = f"max_{field}"
     with session_scope(settings.resolved_database_url) as session:
         job = Job(owner="x", status="succeeded", model="mlp", dataset="digits",
                   method="sdprun", config={"reference": "sgd", "analyses": ["linear"]})
@@ -168,6 +169,9 @@ def test_analysis_limits_name_the_field(settings, make_token, limit, field):
         detail = refused(client, make_token("submit"), {field: 101},
                          path=f"{JOBS}/{job_id}/analyses")
         assert detail[0]["field"] == field and "at most 100" in detail[0]["message"]
+        schema = client.get("/api/v1/config-spec", headers=make_token("read")).json()[
+            "analysis_schema"]
+        assert schema["properties"][field]["maximum"] == 100
     assert count(settings, Analysis) == before
 
 
