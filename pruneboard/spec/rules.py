@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pruneboard.spec import catalog
 from pruneboard.spec.errors import refuse
 from pruneboard.spec.service import ServiceContext, service_of
-from pruneboard.spec.sizes import model_size, smallest_norm_area
+from pruneboard.spec.sizes import activation_bytes, model_size, smallest_norm_area
 
 if TYPE_CHECKING:
     from pruneboard.spec.job import JobSpec
@@ -135,6 +135,14 @@ def _limits(spec: JobSpec, facts: catalog.DatasetFacts, service: ServiceContext)
         problems.append((where, f"{spec.model} on this data takes {flops:,} FLOPs per sample; "
                                 f"this service allows at most {limits.max_model_flops:,} "
                                 f"(max_model_flops)"))
+    memory = activation_bytes(spec.model, facts.input_shape, facts.num_classes,
+                              spec.mlp_widths, spec.batch_size)
+    if memory > limits.max_activation_bytes:
+        problems.append(("batch_size", f"{spec.model} at batch {spec.batch_size} on this data "
+                                       f"needs about {memory:,} bytes of activations "
+                                       f"({memory / 2**30:,.1f} GiB); this service allows at "
+                                       f"most {limits.max_activation_bytes:,} "
+                                       f"(max_activation_bytes)"))
     steps = spec.epochs * (facts.train_size // spec.batch_size)
     if steps > limits.max_total_steps:
         problems.append(("epochs", f"{spec.epochs} epochs of {facts.train_size // spec.batch_size}"

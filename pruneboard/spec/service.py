@@ -46,6 +46,10 @@ class ServiceLimits(BaseModel):
     max_model_flops: Limit = Field(
         25_000_000_000, description="FLOPs of one forward pass of one sample (wrn-28-10 on "
         "32x32: 10.5 G)")
+    max_activation_bytes: Limit = Field(
+        32 * 2**30, description="a rough estimate of one minibatch's activation memory in "
+        "training (float32 outputs of every conv and linear layer, ×3 for BatchNorm and ReLU; "
+        "vgg16-bn at batch 64 on 32x32: 0.2 GB)")
     max_total_steps: Limit = Field(
         2_000_000, description="training steps of the whole job (epochs × steps per epoch)")
     max_synthetic_values: Limit = Field(

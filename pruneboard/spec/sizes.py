@@ -19,6 +19,7 @@ class _Counter:
         self.params = 0
         self.flops = 0
         self.smallest_norm_area: int | None = None  # H×W of the smallest map a BatchNorm sees
+        self.outputs = 0  # values every Conv2d and Linear emits for one sample
 
     def conv(self, out: int, kernel: int = 3, stride: int = 1, bias: bool = False,
              channels: int | None = None) -> None:
@@ -28,6 +29,7 @@ class _Counter:
         self.height = (self.height + 2 * padding - kernel) // stride + 1
         self.width = (self.width + 2 * padding - kernel) // stride + 1
         self.params += out * channels * kernel * kernel + (out if bias else 0)
+        self.outputs += out * self.height * self.width
         self.flops += 2 * out * self.height * self.width * channels * kernel * kernel
         self.channels = out
 
@@ -42,6 +44,7 @@ class _Counter:
 
     def linear(self, features_in: int, features_out: int) -> None:
         self.params += features_in * features_out + features_out
+        self.outputs += features_out
         self.flops += 2 * features_in * features_out
 
 
@@ -50,6 +53,14 @@ def model_size(model: str, input_shape: Sequence[int], num_classes: int,
     """(parameters, FLOPs per sample) of the built-in ``model``."""
     count = _count(model, input_shape, num_classes, mlp_widths)
     return count.params, count.flops
+
+
+def activation_bytes(model: str, input_shape: Sequence[int], num_classes: int,
+                     mlp_widths: Sequence[int], batch_size: int) -> int:
+    """A rough training-memory estimate for one minibatch's activations: float32 outputs of
+    every Conv2d and Linear, three times over (the layer, its BatchNorm and its ReLU each keep
+    theirs for the backward pass). Weights, optimizer state and the data are not counted."""
+    return 3 * 4 * batch_size * _count(model, input_shape, num_classes, mlp_widths).outputs
 
 
 def smallest_norm_area(model: str, input_shape: Sequence[int]) -> int | None:
@@ -106,6 +117,7 @@ def _resnet(count: _Counter, blocks: int) -> None:
                 count.batchnorm(0)  # the shortcut's BatchNorm sees the block's output map
                 count.params += shortcut.params
                 count.flops += shortcut.flops
+                count.outputs += shortcut.outputs
 
 
 def _wide_resnet(count: _Counter, blocks: int, widen: int) -> None:
@@ -124,4 +136,5 @@ def _wide_resnet(count: _Counter, blocks: int, widen: int) -> None:
                 shortcut.conv(width, kernel=1, stride=step)
                 count.params += shortcut.params
                 count.flops += shortcut.flops
+                count.outputs += shortcut.outputs
     count.batchnorm()

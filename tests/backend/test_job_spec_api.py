@@ -134,6 +134,8 @@ LIMIT_CASES = [
     ("max_model_flops", 10_000_000, {"model": "resnet20", "dataset": "synthetic",
                                      "synthetic_shape": [3, 16, 16]}, "model"),
     ("max_total_steps", 1000, {"epochs": 100}, "epochs"),
+    ("max_activation_bytes", 2**20, {"model": "cnn-small", "mlp_widths": [300, 100]},
+     "batch_size"),
     ("max_synthetic_values", 100_000, {"dataset": "synthetic", "synthetic_size": 2048},
      "synthetic_size"),
 ]

@@ -17,3 +17,23 @@ def test_counts_match_the_torch_models(model, shape):
     network = build_model(model, input_shape=shape, num_classes=7, mlp_widths=(30, 20))
     cost = CostModel(network, build_groups(network), shape)
     assert model_size(model, shape, 7, (30, 20)) == (cost.dense_params, cost.dense_flops)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn-small", "resnet20", "wrn-28-10"])
+def test_the_activation_estimate_counts_every_conv_and_linear_output(model):
+    import torch
+    from torch import nn
+
+    from pruneboard.spec.sizes import activation_bytes
+
+    shape = (3, 16, 16)
+    network = build_model(model, input_shape=shape, num_classes=7, mlp_widths=(30, 20))
+    outputs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: outputs.append(o.numel()))
+             for m in network.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    network.eval()
+    with torch.no_grad():
+        network(torch.zeros(1, *shape))
+    for hook in hooks:
+        hook.remove()
+    assert activation_bytes(model, shape, 7, (30, 20), batch_size=5) == 3 * 4 * 5 * sum(outputs)
