@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from cli.errors import UsageError
+from pruneboard.spec.errors import one_line
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API_PREFIX = "/api/v1"
@@ -215,6 +216,4 @@ def _field_error(item: Any) -> str:
         return str(item)
     field = item.get("field") or ".".join(str(p) for p in item.get("loc", [])[1:]) or "body"
     message = item.get("message") or item.get("msg") or "invalid"
-    allowed = item.get("allowed")
-    allowed = f" (allowed {allowed})" if allowed and allowed not in message else ""
-    return f"{field}: {message}{allowed}"
+    return one_line({**item, "field": field, "message": message})

@@ -59,7 +59,7 @@ def _flag_kind(default, name: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from pruneboard.spec import JobSpec, describe
+    from pruneboard.spec import JobSpec, describe, one_line
 
     values = _read_config_file(args.config) if args.config else {}
     values.update({name: getattr(args, name) for name in JobSpec.model_fields
@@ -67,10 +67,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = JobSpec.model_validate(values)
     except ValidationError as error:
-        first = describe(error, JobSpec)[0]
-        allowed = first.get("allowed")
-        allowed = f" (allowed {allowed})" if allowed and allowed not in first["message"] else ""
-        raise UsageError(f"invalid {first['field']}: {first['message']}{allowed}") from None
+        raise UsageError(f"invalid {one_line(describe(error, JobSpec)[0])}") from None
     with contextlib.ExitStack() as stack:
         if _analyses_follow(config) and not config.checkpoint_dir:
             # The analysis reads the final weights of the run and its twin from a checkpoint.

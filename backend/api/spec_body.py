@@ -14,8 +14,9 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
+from backend.services.workers import live_dataset_folders
 from backend.settings import Settings
-from pruneboard.spec import ServiceContext, describe
+from pruneboard.spec import DatasetFolder, ServiceContext, describe
 from pruneboard.spec.schema import model_schema
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -35,9 +36,6 @@ RawBody = Annotated[bytes, Depends(_raw_body)]
 
 
 def service_context(session: Session, settings: Settings) -> ServiceContext:
-    from backend.services.workers import live_dataset_folders
-    from pruneboard.spec import DatasetFolder
-
     folders = tuple(DatasetFolder.model_validate(f)
                     for f in live_dataset_folders(session, settings))
     return ServiceContext(folders=folders, limits=settings.limits)

@@ -21,7 +21,7 @@ from pruneboard.spec.catalog import (
     TARGETS,
     DatasetFacts,
 )
-from pruneboard.spec.errors import SpecError, describe
+from pruneboard.spec.errors import SpecError, describe, one_line
 from pruneboard.spec.job import SECTIONS, SERVER_FIELDS, JobSpec, JobSubmission
 from pruneboard.spec.schema import allowed_range, config_document
 from pruneboard.spec.service import DatasetFolder, ServiceContext, ServiceLimits
@@ -52,4 +52,5 @@ __all__ = [
     "allowed_range",
     "config_document",
     "describe",
+    "one_line",
 ]

@@ -73,6 +73,13 @@ def _entry(item: dict[str, Any], allowed_range) -> dict[str, str]:
     return entry
 
 
+def one_line(entry: dict[str, str]) -> str:
+    """``field: message (allowed …)``, the allowed values only where the message lacks them."""
+    allowed = entry.get("allowed")
+    shown = f" (allowed {allowed})" if allowed and allowed not in entry["message"] else ""
+    return f"{entry['field']}: {entry['message']}{shown}"
+
+
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -65,7 +65,7 @@ def preset_document(preset: dict[str, Any], service: ServiceContext) -> dict[str
     values = preset_values(preset, service)
     reason = None
     dataset = values.get("dataset")
-    if dataset in catalog.FOLDER_DATASETS and not service.folders_of(dataset):
+    if dataset in catalog.FOLDER_DATASETS and "data_dir" not in values:
         reason = (f"no live worker reports a {dataset} folder; put one under a worker's data "
                   f"root")
     else:

@@ -5,22 +5,21 @@ engine can start (the property test in tests/pruneboard proves it): fields a met
 does not read, the order of prune_start and prune_end, a model's smallest input, batch size
 against the training set, a data folder for the datasets read from files. With a service
 context the service's rules follow: data folders its live workers report, server-set fields,
-and the limits.
+and the limits. (job.py imports this module inside its validator, so this one imports job.py
+at the top without a cycle.)
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pruneboard.spec import catalog
 from pruneboard.spec.errors import refuse
+from pruneboard.spec.job import SERVER_FIELDS, JobSpec, field_default, field_extra
 from pruneboard.spec.service import ServiceContext, service_of
-from pruneboard.spec.sizes import activation_bytes, model_size, smallest_norm_area
-
-if TYPE_CHECKING:
-    from pruneboard.spec.job import JobSpec
+from pruneboard.spec.sizes import ModelCount, count_model
 
 Problems = list[tuple[str, str]]
 
@@ -39,8 +38,12 @@ def check_job(spec: JobSpec, context: Any) -> None:
     facts = None if problems else dataset_facts(spec, service)
     if facts is not None:
         problems += _fits_data(spec, facts)
-        if service is not None and not problems:
-            problems += _limits(spec, facts, service)
+        if not problems:
+            count = count_model(spec.model, facts.input_shape, facts.num_classes,
+                                spec.mlp_widths)
+            problems += _trains(spec, facts, count)
+            if service is not None and not problems:
+                problems += _limits(spec, facts, count, service)
     refuse(problems)
 
 
@@ -60,8 +63,6 @@ def dataset_facts(spec: JobSpec, service: ServiceContext | None) -> catalog.Data
 
 
 def _unread_fields(spec: JobSpec) -> Problems:
-    from pruneboard.spec.job import field_default, field_extra
-
     problems = []
     for name in type(spec).model_fields:
         rule = field_extra(name, type(spec)).get("x-requires")
@@ -92,20 +93,22 @@ def _fits_data(spec: JobSpec, facts: catalog.DatasetFacts) -> Problems:
         problems.append(("synthetic_size", f"must be at least synthetic_classes "
                                            f"({spec.synthetic_classes}), got "
                                            f"{spec.synthetic_size}"))
-    area = None if problems else smallest_norm_area(spec.model, facts.input_shape)
-    if area == 1 and spec.batch_size == 1:
-        problems.append(("batch_size", f"must be at least 2: {spec.model} on "
-                         f"{height}x{width} inputs has a BatchNorm over 1x1 maps, which needs "
-                         f"more than one value per channel to train"))
     if spec.batch_size > facts.train_size:
         problems.append(("batch_size", f"must be at most the {facts.train_size} training "
                                        f"samples of {spec.dataset}, got {spec.batch_size}"))
     return problems
 
 
-def _service_fields(spec: JobSpec, service: ServiceContext) -> Problems:
-    from pruneboard.spec.job import SERVER_FIELDS, field_default
+def _trains(spec: JobSpec, facts: catalog.DatasetFacts, count: ModelCount) -> Problems:
+    if count.smallest_norm_area == 1 and spec.batch_size == 1:
+        _, height, width = facts.input_shape
+        return [("batch_size", f"must be at least 2: {spec.model} on {height}x{width} inputs "
+                               f"has a BatchNorm over 1x1 maps, which needs more than one value "
+                               f"per channel to train")]
+    return []
 
+
+def _service_fields(spec: JobSpec, service: ServiceContext) -> Problems:
     # At its default a server field may be sent: a job's own config can be submitted again.
     problems = [(name, "is set by the worker that runs the job; leave it out")
                 for name in SERVER_FIELDS
@@ -121,11 +124,11 @@ def _service_fields(spec: JobSpec, service: ServiceContext) -> Problems:
     return problems
 
 
-def _limits(spec: JobSpec, facts: catalog.DatasetFacts, service: ServiceContext) -> Problems:
+def _limits(spec: JobSpec, facts: catalog.DatasetFacts, count: ModelCount,
+            service: ServiceContext) -> Problems:
     limits = service.limits
     problems = []
-    params, flops = model_size(spec.model, facts.input_shape, facts.num_classes,
-                               spec.mlp_widths)
+    params, flops = count.params, count.flops
     where = "mlp_widths" if spec.model == "mlp" else "model"
     if params > limits.max_model_params:
         problems.append((where, f"{spec.model} on this data has {params:,} parameters; this "
@@ -135,8 +138,7 @@ def _limits(spec: JobSpec, facts: catalog.DatasetFacts, service: ServiceContext)
         problems.append((where, f"{spec.model} on this data takes {flops:,} FLOPs per sample; "
                                 f"this service allows at most {limits.max_model_flops:,} "
                                 f"(max_model_flops)"))
-    memory = activation_bytes(spec.model, facts.input_shape, facts.num_classes,
-                              spec.mlp_widths, spec.batch_size)
+    memory = count.activation_bytes(spec.batch_size)
     if memory > limits.max_activation_bytes:
         problems.append(("batch_size", f"{spec.model} at batch {spec.batch_size} on this data "
                                        f"needs about {memory:,} bytes of activations "

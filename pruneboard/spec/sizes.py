@@ -1,4 +1,4 @@
-"""Parameters and FLOPs of the built-in models, counted from their architecture without torch.
+"""Sizes of the built-in models, counted from their architecture without torch.
 
 The API limits model size before anything runs, and it may not import torch. The counts follow
 ``pruning.metrics.CostModel`` exactly (every parameter; FLOPs are 2 × the multiply-adds of each
@@ -13,7 +13,9 @@ VGG16_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "
                                     512, 512, 512, "M", 512, 512, 512, "M")
 
 
-class _Counter:
+class ModelCount:
+    """What validation needs to know of a model on an input shape, counted layer by layer."""
+
     def __init__(self, channels: int, height: int, width: int):
         self.channels, self.height, self.width = channels, height, width
         self.params = 0
@@ -47,32 +49,19 @@ class _Counter:
         self.outputs += features_out
         self.flops += 2 * features_in * features_out
 
-
-def model_size(model: str, input_shape: Sequence[int], num_classes: int,
-               mlp_widths: Sequence[int] = (300, 100)) -> tuple[int, int]:
-    """(parameters, FLOPs per sample) of the built-in ``model``."""
-    count = _count(model, input_shape, num_classes, mlp_widths)
-    return count.params, count.flops
-
-
-def activation_bytes(model: str, input_shape: Sequence[int], num_classes: int,
-                     mlp_widths: Sequence[int], batch_size: int) -> int:
-    """A rough training-memory estimate for one minibatch's activations: float32 outputs of
-    every Conv2d and Linear, three times over (the layer, its BatchNorm and its ReLU each keep
-    theirs for the backward pass). Weights, optimizer state and the data are not counted."""
-    return 3 * 4 * batch_size * _count(model, input_shape, num_classes, mlp_widths).outputs
+    def activation_bytes(self, batch_size: int) -> int:
+        """A rough training-memory estimate for one minibatch's activations: float32 outputs
+        of every Conv2d and Linear, three times over (the layer, its BatchNorm and its ReLU each
+        keep theirs for the backward pass). Weights, optimizer state and data are not counted."""
+        return 3 * 4 * batch_size * self.outputs
 
 
-def smallest_norm_area(model: str, input_shape: Sequence[int]) -> int | None:
-    """H×W of the smallest feature map a BatchNorm layer of ``model`` normalises (None: the
-    model has none). Training needs more than one value per channel: batch × area > 1."""
-    return _count(model, input_shape, 2, ()).smallest_norm_area
-
-
-def _count(model: str, input_shape: Sequence[int], num_classes: int,
-           mlp_widths: Sequence[int]) -> _Counter:
+def count_model(model: str, input_shape: Sequence[int], num_classes: int,
+                mlp_widths: Sequence[int] = (300, 100)) -> ModelCount:
+    """Parameters, FLOPs per sample, layer outputs and the smallest map a BatchNorm sees (None:
+    it has none; training needs batch × area > 1) of the built-in ``model``."""
     channels, height, width = (int(d) for d in input_shape)
-    count = _Counter(channels, height, width)
+    count = ModelCount(channels, height, width)
     if model == "mlp":
         features = channels * height * width
         for hidden in mlp_widths:
@@ -99,7 +88,7 @@ def _count(model: str, input_shape: Sequence[int], num_classes: int,
     return count
 
 
-def _resnet(count: _Counter, blocks: int) -> None:
+def _resnet(count: ModelCount, blocks: int) -> None:
     count.conv(16)
     count.batchnorm()
     for width, stride in ((16, 1), (32, 2), (64, 2)):
@@ -111,7 +100,7 @@ def _resnet(count: _Counter, blocks: int) -> None:
             count.conv(width)
             count.batchnorm()
             if step != 1 or channels_in != width:
-                shortcut = _Counter(channels_in, height_in, width_in)
+                shortcut = ModelCount(channels_in, height_in, width_in)
                 shortcut.conv(width, kernel=1, stride=step)
                 shortcut.batchnorm()
                 count.batchnorm(0)  # the shortcut's BatchNorm sees the block's output map
@@ -120,7 +109,7 @@ def _resnet(count: _Counter, blocks: int) -> None:
                 count.outputs += shortcut.outputs
 
 
-def _wide_resnet(count: _Counter, blocks: int, widen: int) -> None:
+def _wide_resnet(count: ModelCount, blocks: int, widen: int) -> None:
     count.conv(16)
     for base, stride in ((16, 1), (32, 2), (64, 2)):
         width = base * widen
@@ -132,7 +121,7 @@ def _wide_resnet(count: _Counter, blocks: int, widen: int) -> None:
             count.batchnorm()
             count.conv(width)
             if step != 1 or channels_in != width:
-                shortcut = _Counter(channels_in, height_in, width_in)
+                shortcut = ModelCount(channels_in, height_in, width_in)
                 shortcut.conv(width, kernel=1, stride=step)
                 count.params += shortcut.params
                 count.flops += shortcut.flops

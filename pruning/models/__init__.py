@@ -32,7 +32,6 @@ __all__ = [
 
 # The names and each model's smallest input side are facts of the job spec (torch-free).
 MODEL_NAMES: tuple[str, ...] = MODELS
-_MIN_SIDE = MIN_INPUT_SIDE
 
 
 def build_model(
@@ -56,7 +55,7 @@ def build_model(
     if name == "mlp" and any(int(w) != w or w < 1 for w in mlp_widths):
         raise ModelError(f"mlp_widths must be positive ints; got {mlp_widths!r}")
     channels, height, width = (int(d) for d in input_shape)
-    min_side = _MIN_SIDE[name]
+    min_side = MIN_INPUT_SIDE[name]
     if height < min_side or width < min_side:
         raise ModelError(
             f"{name} needs inputs of at least {min_side}x{min_side}; got {height}x{width}"

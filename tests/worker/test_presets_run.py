@@ -4,12 +4,11 @@ worker starts it (`pruneboard up`: API, worker process, SQLite, file-system brok
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from cifar_files import write_cifar10, write_cifar100
 from embedded import running_up
+from processes import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +21,9 @@ def stack(tmp_path_factory):
         yield running
 
 
-def wait(predicate, timeout: float, what: str, log, state=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    lines = [line for line in log.read_text().splitlines() if "HTTP/1.1" not in line]
-    pytest.fail(f"timed out waiting for {what} ({state()}):\n" + "\n".join(lines[-40:]))
+def log_tail(log) -> str:
+    return "\n".join([line for line in log.read_text().splitlines()
+                      if "HTTP/1.1" not in line][-40:])
 
 
 def test_every_preset_is_accepted_and_starts_on_a_worker(stack):
@@ -41,8 +34,9 @@ def test_every_preset_is_accepted_and_starts_on_a_worker(stack):
         workers = api.get("/workers").json()
         return {(f["dataset"], f["data_dir"]) for w in workers for f in w["datasets"]}
 
-    wait(lambda: {("cifar10", "cifar10"), ("cifar100", "cifar100")} <= folders(), 60,
-         "the worker to report its data folders", stack["log"])
+    wait_for(lambda: {("cifar10", "cifar10"), ("cifar100", "cifar100")} <= folders(),
+             timeout=60, what="the worker to report its data folders", interval=0.5,
+             details=lambda: log_tail(stack["log"]))
     presets = api.get("/config-spec").json()["presets"]
     assert [p["id"] for p in presets if not p["available"]] == []
     for preset in presets:
@@ -55,10 +49,12 @@ def test_every_preset_is_accepted_and_starts_on_a_worker(stack):
             assert job["status"] in ("queued", "running"), job["error"]
             return job["status"] == "running" and job["total_steps"]
 
-        wait(started, 240, f"preset {preset['id']} to start", stack["log"],
-             lambda job_id=job_id: api.get(f"/jobs/{job_id}").json())
+        wait_for(started, timeout=240, what=f"preset {preset['id']} to start", interval=0.5,
+                 details=lambda job_id=job_id: f"{api.get(f'/jobs/{job_id}').json()}\n"
+                                               f"{log_tail(stack['log'])}")
         # Started is what this shows; the rest of a 160-epoch run is not for a 2-core CI.
         assert api.post(f"/jobs/{job_id}/cancel").status_code == 200
         # The digits demo may finish before the cancel reaches it.
-        wait(lambda job_id=job_id: api.get(f"/jobs/{job_id}").json()["status"] in (
-             "cancelled", "succeeded"), 240, f"preset {preset['id']} to stop", stack["log"])
+        wait_for(lambda job_id=job_id: api.get(f"/jobs/{job_id}").json()["status"] in (
+                 "cancelled", "succeeded"), timeout=240, what=f"preset {preset['id']} to stop",
+                 interval=0.5, details=lambda: log_tail(stack["log"]))
