@@ -1,19 +1,21 @@
 """Structured groups: which rows of which tensors make one prunable unit.
 
-For a Conv2d, one group per output filter: its weights, its bias and the γ, β of a BatchNorm that
-reads only its output. For a Linear, one group per output neuron in the same way. A unit belongs to
-a group only when zeroing the group makes the unit emit exactly zero all the way to every layer that
-reads it, so pruning never changes what the rest of the network computes:
+The groups come from the model's channel dependencies (``pruning.graph``, one Torch-Pruning
+dependency graph). A unit is one channel of a coupled group: row i of every tensor that emits
+that channel. For a plain conv with its BatchNorm that is one output filter's weights, its bias and
+the BatchNorm's γ, β; for a residual stream it spans every conv and BatchNorm that writes into or
+normalises the stream (the stem, every block's last conv, the shortcut convs); a depthwise
+convolution joins the group of its input channels. Zeroing a unit makes its channel emit exactly
+zero wherever it is read, so pruning never changes what the rest of the network computes:
 
-- the path from the producer (or its BatchNorm) to its consumers may only pass through
-  zero-preserving, channel-wise operations (ReLU-like activations, pooling, dropout, flatten);
-- an addition (residual connection), concatenation, or a BatchNorm on that path leaves the
-  producer out: its channels are tied to others, or its zero would become a nonzero constant;
-- a producer whose output reaches the model's output (the classifier) is never pruned.
+- every operation on a coupled path must map a zero channel to zero (ReLU-like activations,
+  pooling, additions, reshapes); a group with any other op stays dense;
+- a producer whose output reaches the model's output (the classifier) is never pruned;
+- a group whose channels are re-indexed on the way to an emitting layer (a concatenation feeding
+  a BatchNorm) stays dense: its rows would not line up.
 
-The model is traced with ``torch.fx`` to follow those paths, so the rule holds for any traceable
-model, not just the registered ones. Everything left out is a *free* parameter, trained by plain
-dual averaging.
+Everything outside the groups is *free*, trained by plain dual averaging (sDprun) or thresholded
+weight by weight (gRDA). ``GroupStructure.dense`` says which layers stayed dense and why.
 """
 
 from __future__ import annotations
@@ -21,24 +23,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
-from torch import fx, nn
+from torch import nn
 
-from pruning.optim.sdprun import unit_norms
-
-_PRODUCERS = (nn.Conv2d, nn.Linear)
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
-# Modules and functions that act on each channel separately and map 0 to 0.
-_PASS_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Hardtanh, nn.Identity,
-    nn.Dropout, nn.Dropout2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool2d, nn.Flatten,
+from pruning.graph import (
+    NORMS,
+    PRODUCERS,
+    GraphError,
+    couplings,
+    dependency_graph,
+    emitting_tensors,
+    output_layers,
 )
-_PASS_FUNCTIONS = {
-    torch.relu, F.relu, F.relu6, F.leaky_relu, F.gelu, F.silu, torch.tanh, F.dropout,
-    F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, torch.flatten,
-}
-_PASS_METHODS = {"relu", "relu_", "flatten", "contiguous"}
+from pruning.optim.sdprun import unit_norms
 
 
 @dataclass(frozen=True)
@@ -53,13 +49,17 @@ class Consumer:
 
 @dataclass
 class LayerGroup:
-    """The row groups of one producing layer: unit i is row i of every tensor in ``params``."""
+    """The row groups of one coupled set of layers: unit i is row i of every tensor in
+    ``params``. ``name`` and ``module`` are its first producer; ``producers`` lists every conv
+    or linear layer that emits its channels, ``norm_layers`` every BatchNorm on them."""
 
     name: str
     module: nn.Module
     norm_name: str | None
     params: list[tuple[str, nn.Parameter]]
     consumers: list[Consumer] = field(default_factory=list)
+    producers: list[str] = field(default_factory=list)
+    norm_layers: list[str] = field(default_factory=list)
 
     @property
     def num_units(self) -> int:
@@ -69,6 +69,12 @@ class LayerGroup:
     def unit_size(self) -> int:
         """|G|: the number of weights in one unit's group."""
         return sum(p[0].numel() for _, p in self.params)
+
+    @property
+    def norm_params(self) -> list[tuple[str, nn.Parameter]]:
+        """The γ and β of every BatchNorm on the group's channels."""
+        owners = set(self.norm_layers)
+        return [(n, p) for n, p in self.params if n.rpartition(".")[0] in owners]
 
     @torch.no_grad()
     def norms(self) -> torch.Tensor:
@@ -85,129 +91,125 @@ class LayerGroup:
 class GroupStructure:
     groups: list[LayerGroup]
     free: list[tuple[str, nn.Parameter]]
+    # (layer names, why): coupled channels that stayed dense, for the start event.
+    dense: list[tuple[list[str], str]] = field(default_factory=list)
 
     def prunable_parameters(self) -> list[nn.Parameter]:
         return [p for g in self.groups for _, p in g.params]
 
-    def param_groups(self) -> list[dict]:
+    def param_groups(self, weighting: str = "elements") -> list[dict]:
         """Optimizer param groups: one holding every group with its ``units`` (see SDprun) and
-        one for the free parameters with ``prune=False``."""
-        params, units = [], []
+        one for the free parameters with ``prune=False``. With ``weighting="batchnorm"`` each
+        unit also names its BatchNorm tensors (``norm_units``), whose norm alone sets the
+        shrinkage of a group that has them."""
+        params, units, norm_units = [], [], []
         for group in self.groups:
-            units.append(list(range(len(params), len(params) + len(group.params))))
+            first = len(params)
+            units.append(list(range(first, first + len(group.params))))
+            norm_ids = {id(p) for _, p in group.norm_params}
+            norm_units.append([first + i for i, (_, p) in enumerate(group.params)
+                               if id(p) in norm_ids])
             params.extend(p for _, p in group.params)
         result = []
         if params:
-            result.append({"params": params, "units": units})
+            entry = {"params": params, "units": units}
+            if weighting == "batchnorm":
+                entry["norm_units"] = norm_units
+            result.append(entry)
         if self.free:
             result.append({"params": [p for _, p in self.free], "prune": False})
         return result
+
+    def prunable_share(self) -> float:
+        """Fraction of the convolution weights (4-d tensors) that sit in prunable groups."""
+        grouped = sum(p.numel() for p in self.prunable_parameters() if p.dim() == 4)
+        total = grouped + sum(p.numel() for _, p in self.free if p.dim() == 4)
+        return grouped / total if total else 0.0
 
 
 class GroupingError(ValueError):
     pass
 
 
-def build_groups(model: nn.Module, exclude: tuple[str, ...] = ()) -> GroupStructure:
-    """Find the structured groups of ``model``; layers named in ``exclude`` (or under a module
-    so named) stay free."""
+def build_groups(model: nn.Module, input_shape: tuple[int, ...] | None = None,
+                 exclude: tuple[str, ...] = (), *, coupled: bool = True) -> GroupStructure:
+    """Find the structured groups of ``model`` for one sample of ``input_shape`` (by default
+    guessed from its first layer). Groups holding a layer named in ``exclude`` (or under a
+    module so named) stay dense; with ``coupled=False`` (the baselines, which rank one layer's
+    filters) so do groups spanning more than one conv or linear layer."""
+    shape = tuple(input_shape) if input_shape is not None else guess_input_shape(model)
     try:
-        traced = fx.symbolic_trace(model)
-    except Exception as error:  # fx raises many kinds; all mean the same thing to the user
-        raise GroupingError(f"cannot trace {type(model).__name__} with torch.fx to find its "
-                            f"groups: {error}") from error
-    modules = dict(model.named_modules())
-    groups = []
-    for node in traced.graph.nodes:
-        module = _module_of(node, modules)
-        if not isinstance(module, _PRODUCERS) or _excluded(node.target, exclude):
-            continue
-        if isinstance(module, nn.Conv2d) and module.groups != 1:
-            continue
-        group = _group_for(node, module, modules)
+        graph = dependency_graph(model, shape)
+    except GraphError as error:
+        raise GroupingError(str(error)) from error
+    names = {module: name for name, module in model.named_modules()}
+    order = {name: i for i, name in enumerate(names.values())}
+    outputs = output_layers(graph)
+    groups, dense = [], [([names[m] for m in outputs], "its outputs are the model's outputs")]
+    for coupling in couplings(graph, ignored=outputs):
+        group, reason = _group_of(coupling, names, order, exclude, coupled)
         if group is not None:
             groups.append(group)
+        else:
+            dense.append(([names[m.module] for m in coupling.members if m.emits], reason))
+    groups.sort(key=lambda g: order[g.name])  # in the model's own layer order
     grouped = {id(p) for g in groups for _, p in g.params}
     free = [(n, p) for n, p in model.named_parameters() if id(p) not in grouped]
-    return GroupStructure(groups=groups, free=free)
+    return GroupStructure(groups=groups, free=free, dense=[d for d in dense if d[0]])
 
 
-def _group_for(node: fx.Node, module: nn.Module, modules: dict) -> LayerGroup | None:
-    units = module.weight.shape[0]
-    params = [(f"{node.target}.weight", module.weight)]
-    if module.bias is not None:
-        params.append((f"{node.target}.bias", module.bias))
-    norm_name, start = None, node
-    users = list(node.users)
-    if len(users) == 1:
-        norm = _module_of(users[0], modules)
-        if isinstance(norm, _NORMS) and norm.num_features == units and norm.affine:
-            norm_name, start = users[0].target, users[0]
-            params += [(f"{norm_name}.weight", norm.weight), (f"{norm_name}.bias", norm.bias)]
-    consumers = _consumers(start, units, modules)
-    if not consumers:
-        return None
-    return LayerGroup(name=node.target, module=module, norm_name=norm_name, params=params,
-                      consumers=consumers)
+def _group_of(coupling, names: dict, order: dict, exclude: tuple[str, ...], coupled: bool
+              ) -> tuple[LayerGroup | None, str]:
+    emitting = sorted((m for m in coupling.members if m.emits),
+                      key=lambda m: order[names[m.module]])
+    producers = [names[m.module] for m in emitting if isinstance(m.module, PRODUCERS)]
+    excluded = [name for name in (names[m.module] for m in emitting) if is_excluded(name, exclude)]
+    if coupling.unsafe:
+        return None, coupling.unsafe
+    if excluded:
+        return None, f"excluded by the job ({', '.join(excluded)})"
+    if not coupled and len(producers) > 1:
+        return None, (f"its channels are coupled across {len(producers)} layers; this method "
+                      f"prunes one layer's units at a time")
+    everything = list(range(coupling.channels))
+    if any(m.idxs != everything or m.root_idxs != everything
+           or any(t.shape[0] != coupling.channels for t in emitting_tensors(m.module))
+           for m in emitting):
+        return None, "its channels are re-indexed on the way (a concatenation or a split)"
+    params, seen = [], set()
+    for member in emitting:
+        if id(member.module) in seen:
+            continue
+        seen.add(id(member.module))
+        name = names[member.module]
+        tensors = emitting_tensors(member.module)
+        params += [(f"{name}.{kind}", t) for kind, t in zip(("weight", "bias"), tensors,
+                                                              strict=False)]
+    consumers = [_consumer(names[m.module], m.module, len(m.idxs), coupling.channels)
+                 for m in coupling.members
+                 if not m.emits and isinstance(m.module, PRODUCERS)
+                 and id(m.module) not in seen]
+    norms = [names[m.module] for m in emitting if isinstance(m.module, NORMS)]
+    first = next(m.module for m in emitting if isinstance(m.module, PRODUCERS))
+    return LayerGroup(name=names[first], module=first,
+                      norm_name=norms[0] if len(producers) == 1 and norms else None,
+                      params=params, consumers=consumers, producers=producers,
+                      norm_layers=list(dict.fromkeys(norms))), ""
 
 
-def _consumers(start: fx.Node, units: int, modules: dict) -> list[Consumer] | None:
-    """Every producer layer reached from ``start`` through pass-through operations, or None if
-    some path leaves the unit's zero unsafe (residual add, output, unknown operation)."""
-    found, stack, seen = [], [start], set()
-    while stack:
-        node = stack.pop()
-        for user in node.users:
-            if user in seen:
-                continue
-            seen.add(user)
-            module = _module_of(user, modules)
-            if isinstance(module, _PRODUCERS):
-                consumer = _as_consumer(user, module, units)
-                if consumer is None:
-                    return None
-                found.append(consumer)
-            elif _passes_zero_through(user, module):
-                stack.append(user)
-            else:
-                return None
-    return found
+def _consumer(name: str, module: nn.Module, inputs: int, units: int) -> Consumer:
+    return Consumer(name, module, max(inputs // units, 1))
 
 
-def _as_consumer(node: fx.Node, module: nn.Module, units: int) -> Consumer | None:
-    if isinstance(module, nn.Conv2d):
-        if module.groups != 1 or module.in_channels != units:
-            return None
-        return Consumer(node.target, module, 1)
-    if module.in_features % units:
-        return None
-    return Consumer(node.target, module, module.in_features // units)
+def guess_input_shape(model: nn.Module) -> tuple[int, ...]:
+    first = next((m for m in model.modules() if isinstance(m, PRODUCERS)), None)
+    if isinstance(first, nn.Conv2d):
+        return (first.in_channels, 32, 32)
+    if isinstance(first, nn.Linear):
+        return (first.in_features,)
+    raise GroupingError(f"cannot guess the input shape of {type(model).__name__}; "
+                        f"pass input_shape")
 
 
-def _passes_zero_through(node: fx.Node, module: nn.Module | None) -> bool:
-    if node.op == "call_module":
-        if isinstance(module, nn.Flatten):
-            return module.start_dim == 1
-        return isinstance(module, _PASS_MODULES)
-    if node.op == "call_function":
-        if node.target is torch.flatten:
-            return _flattens_after_channels(node)
-        return node.target in _PASS_FUNCTIONS
-    if node.op == "call_method":
-        if node.target == "flatten":
-            return _flattens_after_channels(node)
-        return node.target in _PASS_METHODS
-    return False
-
-
-def _flattens_after_channels(node: fx.Node) -> bool:
-    start = node.kwargs.get("start_dim", node.args[1] if len(node.args) > 1 else 0)
-    return start == 1
-
-
-def _module_of(node: fx.Node, modules: dict) -> nn.Module | None:
-    return modules.get(node.target) if node.op == "call_module" else None
-
-
-def _excluded(name: str, exclude: tuple[str, ...]) -> bool:
+def is_excluded(name: str, exclude: tuple[str, ...]) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in exclude)
