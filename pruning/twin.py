@@ -4,7 +4,8 @@ The loss-valley analysis compares the pruned solution with the one plain SGD fin
 only means something when both runs start from the same point and see the same data. So the twin
 is trained in lock-step inside the same run: every step both models take the very same
 (augmented) minibatch with the same learning rate. Plain SGD, no momentum or weight decay, is
-what dual averaging reduces to without its threshold.
+what dual averaging reduces to without its threshold. Its reported accuracy is measured as the
+run's (``pruning.bn_stats``: BatchNorm re-estimated on the same subset, its buffers put back).
 """
 
 from __future__ import annotations

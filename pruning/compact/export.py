@@ -8,7 +8,8 @@
 - ``onnx``: ``model.onnx`` with a dynamic batch axis, when the ``onnx`` extra is installed (absent
   from the result otherwise).
 
-Every format is written from a CPU copy in eval mode, with the batch axis free.
+Every format is written from a CPU copy in eval mode, with the batch axis free, and with the
+BatchNorm statistics the model holds (after a run: re-estimated, see ``pruning.bn_stats``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ With ``compact`` the pruned groups are removed for real (``pruning.compact``); t
 event holds the dense and compact size, measured latency and the compact network's accuracy, and
 the run's summary keeps it under ``compact``. With ``export_dir`` the compact network is
 written there (safetensors + JSON architecture, TorchScript, ONNX when available) and each file
-is announced by an ``artifact`` event with its SHA-256.
+is announced by an ``artifact`` event with its SHA-256. By then the trained network's BatchNorm
+statistics are the re-estimated ones its eval events reported (``pruning.train`` adopts them
+after the last checkpoint), so the compact network, its accuracy and every file carry them: a
+downloaded model scores what the page says.
 
 The trained network is the job's result; the small one is a bonus. So a failure here (a model
 torch.fx cannot trace, an exporter that refuses an operation) does not fail the run: it ends

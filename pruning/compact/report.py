@@ -31,8 +31,11 @@ def compact_report(model: nn.Module, structure: GroupStructure | None, data: Dat
     is the median ms of ``repeats`` forward passes after ``warmup`` on the CPU and, when there is
     one, on the GPU; by default both are chosen so each measurement takes about half a second.
     Test accuracy is measured on ``device`` for both networks: compaction removes only units that
-    emit zero, so they should agree (``accuracy_equal``). ``small`` is ``compact(model)`` when
-    the caller has it already (compaction of a large network takes seconds).
+    emit zero, so they should agree (``accuracy_equal``). Both use the BatchNorm statistics
+    ``model`` holds: at a run's end these are already the re-estimated ones
+    (``pruning.bn_stats``), so the accuracy is the one the run reported, and ``compact`` carries
+    them over. ``small`` is ``compact(model)`` when the caller has it already (compaction of a
+    large network takes seconds).
     """
     device = torch.device(device)
     timing = {}
