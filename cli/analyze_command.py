@@ -82,7 +82,9 @@ def format_result(result: dict) -> str:
     for kind in ("linear", "bezier"):
         if kind in result:
             path = result[kind]
+            above_ends = _number(path.get("barrier_above_ends"))
             lines.append(f"{kind} path: barrier {_number(path['barrier'])} "
+                         f"(above ends {above_ends}) "
                          f"(train loss {_number(path['train_loss'][0])} at SGD, "
                          f"{_number(path['train_loss'][-1])} at the pruned weights)")
     if "hessian" in result:

@@ -39,7 +39,8 @@ EVAL_KEYS = ("test_loss", "test_accuracy", "test_top5")
 LAYER_PREFIX = "layer_group_sparsity/"
 # The live valley check: its barrier, and the loss at each t of the latest line (one series per
 # t, so the latest curve is read from the job's latest values).
-VALLEY_BARRIER = "valley_barrier"
+VALLEY_BARRIER = "valley_barrier"  # height above the chord between the ends
+VALLEY_BARRIER_ABOVE_ENDS = "valley_barrier_above_ends"
 VALLEY_PREFIX = "valley_path/"
 _NOT_SERIES = {"type", "step", "epoch", "elapsed_s"}
 
@@ -100,7 +101,8 @@ class EventWriter:
             points = list(scalars.items())
             sync = self._checkpoint_follows(step, last_event=True)
         elif kind == "valley":
-            scalars = {VALLEY_BARRIER: event["barrier"]}
+            scalars = {VALLEY_BARRIER: event["barrier"],
+                       VALLEY_BARRIER_ABOVE_ENDS: event["barrier_above_ends"]}
             scalars.update({f"{VALLEY_PREFIX}{t:.2f}": loss
                             for t, loss in zip(event["t"], event["train_loss"], strict=True)})
             points = list(scalars.items())
@@ -203,6 +205,8 @@ class EventWriter:
     def _on_start(self, event: dict) -> None:
         with self._buffer:
             self._job_values["total_steps"] = event["total_steps"]
+            if "forecast" in event:  # the engine's, from the real weights, replaces the API's
+                self._job_values["forecast"] = event["forecast"]
         config = event.get("config", {})
         if config.get("checkpoint_dir"):
             self._checkpoint_steps = (event["steps_per_epoch"],
@@ -211,6 +215,9 @@ class EventWriter:
         self._add_log("info", f"training {event['total_steps']} steps "
                               f"({event['steps_per_epoch']} per epoch) on {event['device']}, "
                               f"{where}")
+        warning = (event.get("forecast") or {}).get("warning")
+        if warning:
+            self._add_log("warning", f"pruning forecast: {warning}")
 
     def _checkpoint_follows(self, step: int, *, last_event: bool) -> bool:
         """Will the engine save a checkpoint right after this event? At an epoch end the eval

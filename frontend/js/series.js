@@ -22,7 +22,8 @@ export const SERIES = {
   reference_train_loss: { label: "SGD twin train loss", axis: "cross-entropy loss (nats)" },
   reference_test_loss: { label: "SGD twin test loss", axis: "cross-entropy loss (nats)" },
   reference_test_accuracy: { label: "SGD twin test accuracy", axis: "test accuracy (%)", percent: true },
-  valley_barrier: { label: "barrier on the line twin → run", axis: "loss barrier (nats)" },
+  // Height of the train loss above the chord between the line's ends (pruning.valley.evaluation).
+  valley_barrier: { label: "barrier above the chord, line twin → run", axis: "loss barrier (nats)" },
 };
 
 export function describe(key) {

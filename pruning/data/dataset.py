@@ -8,6 +8,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .augment import black as black_level
+
 
 class DatasetError(ValueError):
     """A dataset cannot be loaded: unknown name, missing or malformed files, bad arguments."""
@@ -37,6 +39,7 @@ class Dataset:
     test_y: torch.Tensor
     num_classes: int
     augment: bool
+    black: torch.Tensor  # (C,) what a raw 0 pixel becomes after normalising: the crop padding
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -51,6 +54,7 @@ class Dataset:
             train_y=self.train_y.to(device),
             test_x=self.test_x.to(device),
             test_y=self.test_y.to(device),
+            black=self.black.to(device),
         )
 
 
@@ -77,4 +81,5 @@ def make_dataset(
         test_y=torch.tensor(splits.test_y, dtype=torch.int64),
         num_classes=num_classes,
         augment=augment,
+        black=black_level(mean.flatten(), std.flatten()),
     )

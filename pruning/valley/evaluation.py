@@ -61,8 +61,29 @@ def finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def barrier(losses: list[float | None]) -> float | None:
-    """``max_t L(w(t)) − max(L(w(0)), L(w(1)))``; None if any loss is missing (diverged)."""
+def barriers(losses: list[float | None], ts: list[float]) -> dict:
+    """The loss barrier of a path measured at ``ts`` (from 0 to 1), two ways, with where each is
+    reached (the first t on ties):
+
+    - ``barrier``: the height above the chord between the ends, the mode-connectivity measure
+      (Garipov et al. 2018; Frankle et al. 2020):
+      ``max_t [L(t) − ((1−t)·L(0) + t·L(1))]``;
+    - ``barrier_above_ends``: the height above the higher end, ``max_t L(t) − max(L(0), L(1))``.
+
+    Both are ≥ 0 (the ends themselves count, at height 0), and ``barrier ≥ barrier_above_ends``
+    since the chord never rises above the higher end: a path that climbs from a low end to a
+    high one without bumping above it has the second 0 but the first > 0 wherever it runs above
+    the straight line between the ends. All four values are None if any loss is missing
+    (diverged) or there are no points.
+    """
+    if len(losses) != len(ts):
+        raise ValueError(f"{len(losses)} losses for {len(ts)} values of t")
     if not losses or any(loss is None for loss in losses):
-        return None
-    return max(losses) - max(losses[0], losses[-1])
+        return {"barrier": None, "barrier_t": None,
+                "barrier_above_ends": None, "barrier_above_ends_t": None}
+    start, end = losses[0], losses[-1]
+    above_chord = [loss - ((1 - t) * start + t * end) for t, loss in zip(ts, losses, strict=True)]
+    chord_peak = max(range(len(ts)), key=above_chord.__getitem__)
+    peak = max(range(len(ts)), key=losses.__getitem__)
+    return {"barrier": above_chord[chord_peak], "barrier_t": ts[chord_peak],
+            "barrier_above_ends": losses[peak] - max(start, end), "barrier_above_ends_t": ts[peak]}

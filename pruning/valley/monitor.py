@@ -3,9 +3,11 @@
 Every ``valley_interval`` epochs the train loss is measured at evenly spaced points on the line
 from the SGD twin's weights (t = 0) to the run's current weights (t = 1), with BatchNorm
 statistics re-estimated at each point. A flat line means both iterates sit in one valley; a bump
-(the barrier) means pruning has pushed the run over a ridge. The check uses a fixed subset of the
-training set, so it costs a few forward passes, and it draws from no shared random stream, so a
-run with the check is bit-identical to one without.
+means pruning has pushed the run over a ridge. The event carries the barrier both ways
+(:func:`pruning.valley.evaluation.barriers`): ``barrier``, the height of the loss above the chord
+between the ends, and ``barrier_above_ends``, its height above the higher end. The check uses a
+fixed subset of the training set, so it costs a few forward passes, and it draws from no shared
+random stream, so a run with the check is bit-identical to one without.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from pruning.job import Job
 from pruning.valley import linear_path_losses
+from pruning.valley.evaluation import barriers
 
 MONITOR_POINTS = 11
 MONITOR_SAMPLES = 2048
@@ -33,5 +36,6 @@ def valley_event(job: Job, step: int, epoch: int) -> dict:
                                 job.model.state_dict(), inputs, targets,
                                 points=MONITOR_POINTS, batch_size=512)
     t = [i / (MONITOR_POINTS - 1) for i in range(MONITOR_POINTS)]
+    found = barriers(losses, t)
     return {"type": "valley", "step": step, "epoch": epoch, "t": t, "train_loss": losses,
-            "barrier": max(losses) - max(losses[0], losses[-1])}
+            "barrier": found["barrier"], "barrier_above_ends": found["barrier_above_ends"]}

@@ -17,7 +17,7 @@ from torch.func import functional_call
 from pruning.data import Dataset, augment_batch
 
 from .batchnorm import reestimate_batchnorm
-from .evaluation import barrier, evaluate_state, finite, mean_loss
+from .evaluation import barriers, evaluate_state, finite, mean_loss
 from .weights import State, mix, trainable_names
 
 Progress = Callable[[float, str], None]
@@ -36,8 +36,11 @@ def linear_path(model: nn.Module, state_a: State, state_b: State, data: Dataset,
                 on_progress: Progress | None = None) -> dict:
     """``w(t) = (1−t)·w_a + t·w_b`` at ``points`` evenly spaced t.
 
-    Returns {t, train_loss, train_accuracy, test_loss, test_accuracy (lists over t), barrier,
-    barrier_t (where the train loss peaks), endpoints: {start, end} (the metrics at t=0 and 1)}.
+    Returns {t, train_loss, train_accuracy, test_loss, test_accuracy (lists over t), barrier
+    (of the train loss, above the chord between the ends), barrier_t (where it is reached),
+    barrier_above_ends (above the higher end), barrier_above_ends_t (where the train loss peaks),
+    endpoints: {start, end} (the metrics at t=0 and 1)}; the barriers are defined in
+    :func:`pruning.valley.evaluation.barriers`.
     ``model`` is only a template: its weights are overwritten.
     """
     return _measure_curve(model, lambda t: mix([state_a, state_b], [1 - t, t]),
@@ -98,10 +101,7 @@ def _measure_curve(model: nn.Module, point: Callable[[float], State], ts: list[f
             series[name].append(measured[name])
         if on_progress is not None:
             on_progress((index + 1) / len(ts), f"t = {t:.3f}: train loss {measured['train_loss']}")
-    losses = series["train_loss"]
-    peak = barrier(losses)
-    peak_t = None if peak is None else ts[max(range(len(ts)), key=lambda i: losses[i])]
-    return {"t": ts, **series, "barrier": peak, "barrier_t": peak_t,
+    return {"t": ts, **series, **barriers(series["train_loss"], ts),
             "endpoints": {"start": {name: series[name][0] for name in METRICS},
                           "end": {name: series[name][-1] for name in METRICS}}}
 
@@ -126,7 +126,7 @@ def _train_middle(model: nn.Module, state_a: State, state_b: State, names: list[
         chosen = torch.randint(size, (batch_size,), generator=generator).to(data.train_x.device)
         inputs = data.train_x[chosen]
         if data.augment:
-            inputs = augment_batch(inputs, generator)
+            inputs = augment_batch(inputs, generator, fill=data.black)
         params = {name: (1 - t) ** 2 * ends_a[name] + 2 * t * (1 - t) * middle[name]
                   + t ** 2 * ends_b[name] for name in names}
         loss = F.cross_entropy(functional_call(model, params, (inputs,)), data.train_y[chosen])

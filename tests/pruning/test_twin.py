@@ -90,7 +90,8 @@ def test_the_live_valley_check_measures_the_line_and_changes_nothing_else():
         assert event["t"][0] == 0 and event["t"][-1] == 1 and len(event["t"]) == 11
         losses = event["train_loss"]
         assert all(loss > 0 for loss in losses)
-        assert event["barrier"] == pytest.approx(max(losses) - max(losses[0], losses[-1]))
+        assert event["barrier_above_ends"] == pytest.approx(
+        max(losses) - max(losses[0], losses[-1]))
     # t = 0 is the twin's weights: at the last check its loss is close to the twin's own
     # train loss of that interval (a running mean, so not equal).
     last_twin_loss = [e["reference_train_loss"] for e in with_check if e["type"] == "train"][-1]

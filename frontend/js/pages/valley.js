@@ -94,6 +94,21 @@ function runForm(job, feedback, after) {
   h("label", {}, "Reference job ", reference), button);
 }
 
+// A path's barrier, two ways (pruning.valley.evaluation.barriers): the headline is the height of
+// the train loss above the chord between the ends, max_t [L(t) − ((1−t)·L(0) + t·L(1))]; the
+// secondary one its height above the higher end, max_t L(t) − max(L(0), L(1)). An analysis stored
+// before the chord barrier existed has only the second, under the name `barrier`.
+function barrierValues(path) {
+  if (!("barrier_above_ends" in path)) return { chord: "–", aboveEnds: num(path.barrier) };
+  return { chord: num(path.barrier), aboveEnds: num(path.barrier_above_ends) };
+}
+
+function barrierCell(path) {
+  const { chord, aboveEnds } = barrierValues(path);
+  return [h("span", { title: "height of the train loss above the chord between the ends" }, chord),
+    " ", h("span", { class: "muted small", title: "height above the higher end" }, `(above ends ${aboveEnds})`)];
+}
+
 function analysisTable(analyses) {
   if (!analyses.length) return h("p", { class: "muted" }, "No analyses of this job.");
   return h("table", { class: "responsive", id: "analysis-table" },
@@ -106,7 +121,7 @@ function analysisTable(analyses) {
         ["progress", a.status === "failed" ? (a.error || "failed") : `${Math.round(100 * a.progress)} % ${a.status === "running" ? a.message || "" : ""}`],
         ["reference", a.reference_job_id ? `job ${a.reference_job_id}` : "SGD twin"],
         ["kinds", (a.options.kinds || []).join(", ")],
-        ["linear barrier", r.linear ? num(r.linear.barrier) : "–"],
+        ["linear barrier", r.linear ? barrierCell(r.linear) : "–"],
         ["‖P_k Δ‖/‖Δ‖", r.hessian ? num(r.hessian.fraction) : "–"],
         ["random", r.hessian ? num(r.hessian.random_mean) : "–"],
         ["started", when(a.started_at)],
@@ -121,7 +136,10 @@ function drawResult(charts, analysis) {
   charts.replaceChildren();
   const paths = [["linear", "linear"], ["bezier", "Bézier"]].filter(([k]) => r[k]).map(([k, name]) => ({ name, ...r[k] }));
   if (paths.length) {
-    const barriers = paths.map((p) => `${p.name} barrier ${num(p.barrier)}`).join(" · ");
+    const barriers = paths.map((p) => {
+      const { chord, aboveEnds } = barrierValues(p);
+      return `${p.name} barrier ${chord} (above the ends ${aboveEnds})`;
+    }).join(" · ");
     pathChart(slot("chart-valley-path"), { title: `Loss and accuracy along the path SGD → pruned (${barriers})` }).update(paths);
   }
   if (r.hessian) spectrumChart(slot("chart-valley-spectrum")).update(r.hessian);
