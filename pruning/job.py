@@ -19,7 +19,7 @@ from pruneboard.spec import DatasetFacts
 from pruning.config import BASELINES, ConfigError, TrainConfig
 from pruning.data import Dataset, DatasetError, load_dataset, read_digits
 from pruning.data.builtin import check_synthetic
-from pruning.groups import GroupStructure, build_groups
+from pruning.groups import GroupStructure, build_groups, is_excluded
 from pruning.methods import Method, make_method
 from pruning.methods.common import Schedule
 from pruning.metrics import CostModel
@@ -63,7 +63,8 @@ def prepare(config: TrainConfig) -> Job:
     # an SGD twin and an sDprun run with the same seed start from the same point.
     torch.manual_seed(config.seed)
     model = _build_model(config, data.input_shape, data.num_classes).to(device)
-    structure = build_groups(model, exclude=config.exclude)
+    structure = build_groups(model, data.input_shape, exclude=config.exclude,
+                             coupled=config.method not in BASELINES)
     cost = CostModel(model, structure, data.input_shape)
     use_amp = config.amp and device.type == "cuda"
     job = Job(
@@ -97,7 +98,8 @@ def check_buildable(config: TrainConfig) -> None:
         model = _build_model(config, facts.input_shape, facts.num_classes)
         model.train()  # as in training: a BatchNorm needs more than one value per channel
         model(torch.zeros(config.batch_size, *facts.input_shape))
-        structure = build_groups(model, exclude=config.exclude)
+        structure = build_groups(model, facts.input_shape, exclude=config.exclude,
+                                 coupled=config.method not in BASELINES)
         CostModel(model, structure, facts.input_shape)
         make_optimizer(config, model, structure)
 
@@ -145,8 +147,20 @@ def make_optimizer(config: TrainConfig, model: nn.Module,
         # One SGD for the whole run: the baselines prune with masks around its step.
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay)
-    optimizer = {"grda": GRDA, "sdprun": SDprun}[config.method]
-    return optimizer(structure.param_groups(), lr=config.lr, c=config.c, mu=config.mu)
+    if config.method == "grda":
+        return GRDA(grda_param_groups(model, config.exclude), lr=config.lr, c=config.c,
+                    mu=config.mu)
+    return SDprun(structure.param_groups(config.group_weighting), lr=config.lr, c=config.c,
+                  mu=config.mu)
+
+
+def grda_param_groups(model: nn.Module, exclude: tuple[str, ...]) -> list[dict]:
+    """gRDA as published: every weight is thresholded, the classifier included; only the
+    parameters of layers the job excludes get plain dual averaging."""
+    kept, free = [], []
+    for name, p in model.named_parameters():
+        (free if is_excluded(name.rpartition(".")[0], exclude) else kept).append(p)
+    return [g for g in ({"params": kept}, {"params": free, "prune": False}) if g["params"]]
 
 
 def resolve_device(name: str) -> torch.device:

@@ -34,8 +34,22 @@ MODELS = ("mlp", "cnn-small", "vgg16-bn", "resnet20", "resnet56", "wrn-28-10")
 MIN_INPUT_SIDE = {"mlp": 1, "cnn-small": 2, "vgg16-bn": 32, "resnet20": 1, "resnet56": 1,
                   "wrn-28-10": 1}
 
+# The c and μ of grda/sdprun when a job leaves them out, per model family. The digits-scale
+# models were tuned on digits; for the CIFAR-scale ones those values force whole VGG16-BN layers
+# to zero within the first epochs, so they get the smaller threshold of the gRDA paper's range
+# (docs/methods.md, "Defaults per model family").
+MODEL_FAMILIES = {"mlp": "digits-scale", "cnn-small": "digits-scale", "vgg16-bn": "cifar-scale",
+                  "resnet20": "cifar-scale", "resnet56": "cifar-scale",
+                  "wrn-28-10": "cifar-scale"}
+THRESHOLD_DEFAULTS = {"digits-scale": {"c": 0.015, "mu": 0.6},
+                      "cifar-scale": {"c": 0.005, "mu": 0.51}}
+
 TARGETS = ("flops", "params")
 SCHEDULES = ("constant", "step", "cosine", "grda-paper")
+# Whether a schedule's lr changes every optimizer step or only at epoch starts.
+SCHEDULE_UNITS = ("step", "epoch")
+# How sdprun sizes a group's threshold (docs/methods.md, "Group weighting under BatchNorm").
+GROUP_WEIGHTINGS = ("elements", "batchnorm")
 DEVICES = ("auto", "cpu", "cuda")
 REFERENCES = ("none", "sgd")
 ANALYSIS_KINDS = ("linear", "bezier", "hessian", "plane")

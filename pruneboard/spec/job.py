@@ -35,7 +35,7 @@ SERVER_FIELDS = ("checkpoint_dir", "export_dir", "device")
 
 def _f(default: Any, help: str, section: str, *, methods: tuple[str, ...] | None = None,
        requires: tuple[str, tuple[str, ...]] | None = None, server: bool = False,
-       **constraints: Any) -> Any:
+       family_defaults: str | None = None, **constraints: Any) -> Any:
     """A field with its help and the facts the form shows: its section, the methods that read
     it, and the field whose value it needs ("requires": a non-default value needs ``field`` to
     be one of ``one_of``)."""
@@ -46,6 +46,9 @@ def _f(default: Any, help: str, section: str, *, methods: tuple[str, ...] | None
         extra["x-requires"] = {"field": requires[0], "one_of": list(requires[1])}
     if server:
         extra["x-server"] = True
+    if family_defaults is not None:
+        extra["x-model-defaults"] = {model: catalog.THRESHOLD_DEFAULTS[family][family_defaults]
+                                     for model, family in catalog.MODEL_FAMILIES.items()}
     return Field(default, description=help, json_schema_extra=extra, **constraints)
 
 
@@ -67,16 +70,26 @@ class JobSpec(BaseModel):
     method: Literal[catalog.METHODS] = _f(
         "sdprun", "pruning method (sgd trains the dense reference)", JOB)
     lr: number(0.0, 10.0, open_low=True) = _f(0.1, "learning rate γ", OPTIMIZER)
-    c: number(0.0, 1.0) = _f(0.015, "threshold scale c of grda/sdprun (larger prunes earlier)",
-                             OPTIMIZER, methods=catalog.DUAL_AVERAGING)
+    c: number(0.0, 1.0) = _f(
+        0.015, "threshold scale c of grda/sdprun (larger prunes earlier); left out, the model "
+        "family's default", OPTIMIZER, methods=catalog.DUAL_AVERAGING, family_defaults="c")
     mu: number(0.0, 1.0, open_low=True, open_high=True) = _f(
-        0.6, "threshold exponent μ of grda/sdprun (larger prunes more)", OPTIMIZER,
-        methods=catalog.DUAL_AVERAGING)
+        0.6, "threshold exponent μ of grda/sdprun (larger prunes more); left out, the model "
+        "family's default", OPTIMIZER, methods=catalog.DUAL_AVERAGING, family_defaults="mu")
+    group_weighting: Literal[catalog.GROUP_WEIGHTINGS] = _f(
+        "elements", "how sdprun sizes a group's threshold: elements, λ·√|G| against the whole "
+        "group's norm; batchnorm, a group that ends in a BatchNorm is shrunk by the factor of its "
+        "γ, β alone (λ·√2 against ‖(γ, β)‖), since BatchNorm makes the loss blind to the scale "
+        "of the weights before it", OPTIMIZER, methods=("sdprun",))
     momentum: number(0.0, 0.999) = _f(0.0, "momentum (sgd and the baselines)", OPTIMIZER,
                                       methods=TRAINED_BY_SGD)
     weight_decay: number(0.0, 0.1) = _f(0.0, "weight decay (sgd and the baselines)", OPTIMIZER,
                                         methods=TRAINED_BY_SGD)
     schedule: Literal[catalog.SCHEDULES] = _f("constant", "learning-rate schedule", OPTIMIZER)
+    schedule_unit: Literal[catalog.SCHEDULE_UNITS] = _f(
+        "step", "step: the schedule's lr changes every step; epoch: it is held for each epoch "
+        "at its value at the epoch's start (as the gRDA authors' CIFAR code applies it)",
+        OPTIMIZER, requires=("schedule", ("step", "cosine", "grda-paper")))
     lr_milestones: tuple[number(0.0, 1.0), ...] = _f(
         (0.5, 0.75), "fractions of the run where the step schedule multiplies lr by lr_gamma",
         OPTIMIZER, requires=("schedule", ("step",)), max_length=64)
@@ -117,6 +130,10 @@ class JobSpec(BaseModel):
         "auto", "where to train (auto picks cuda when present; on a service, the worker's own "
         "device)", RUN, server=True)
     amp: StrictBool = _f(True, "bfloat16 autocast on CUDA (no effect on the CPU)", RUN)
+    bn_samples: integer(0, 1_000_000) = _f(
+        1024, "training samples (a fixed, seeded subset, no augmentation) on which BatchNorm "
+        "statistics are re-estimated before every reported accuracy, so the numbers belong to "
+        "the weights; 0: report the running statistics", RUN)
     log_interval: integer(1, 1_000_000) = _f(20, "steps between train events", RUN)
     checkpoint_interval: integer(0, 10_000_000) = _f(
         0, "steps between checkpoints (0: at epoch ends only)", RUN)
@@ -148,6 +165,18 @@ class JobSpec(BaseModel):
     synthetic_size: integer(8, 10_000_000) = _f(
         2048, "training samples of the synthetic dataset (a quarter as many test samples)",
         DETAILS, requires=("dataset", ("synthetic",)))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family_defaults(cls, values: Any) -> Any:
+        """c and μ left out of a grda/sdprun job take its model family's defaults."""
+        if not isinstance(values, dict) or values.get("method", "sdprun") not in \
+                catalog.DUAL_AVERAGING:
+            return values
+        family = catalog.MODEL_FAMILIES.get(values.get("model", "mlp"))
+        if family is None:
+            return values  # an unknown model: the model field's own error says so
+        return {**catalog.THRESHOLD_DEFAULTS[family], **values}
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> JobSpec:

@@ -34,7 +34,7 @@ PRESETS: tuple[dict[str, Any], ...] = (
         "values": {"name": "vgg16-bn cifar10 sdprun", "model": "vgg16-bn",
                    "dataset": "cifar10", "method": "sdprun", "epochs": 160, "batch_size": 64,
                    "lr": 0.1, "c": 0.005, "mu": 0.51, "schedule": "grda-paper",
-                   "log_interval": 50},
+                   "schedule_unit": "epoch", "log_interval": 50},
     },
     {
         "id": "wrn-cifar100",
@@ -44,7 +44,7 @@ PRESETS: tuple[dict[str, Any], ...] = (
         "values": {"name": "wrn-28-10 cifar100 sdprun", "model": "wrn-28-10",
                    "dataset": "cifar100", "method": "sdprun", "epochs": 200, "batch_size": 64,
                    "lr": 0.1, "c": 0.001, "mu": 0.51, "schedule": "grda-paper",
-                   "log_interval": 50},
+                   "schedule_unit": "epoch", "log_interval": 50},
     },
 )
 

@@ -9,6 +9,13 @@ the tensors named by one index list are tied along dim 0, and row i of each of t
 forms one group (e.g. conv weight[i], bias[i], the next BatchNorm's γ[i] and β[i]). Without
 ``units`` every tensor is its own set of row groups. ``pruning.build_groups(model)`` builds these
 param groups for a model.
+
+An optional ``norm_units`` (one index list per ``units`` entry, each a subset of it) sizes the
+shrinkage of a group on those tensors alone: w_G = v_G · max(0, 1 − λ_n · √|N| / ‖v_N‖₂) with N the
+group's part in them (an empty list: the whole group). With N the γ, β of a BatchNorm this is the
+``batchnorm`` group weighting: BatchNorm makes the loss blind to the scale of the conv weights
+before it, so their norm carries no signal about whether the filter is needed, while at
+initialisation it dominates √|G| (docs/methods.md, "Group weighting under BatchNorm").
 """
 
 from __future__ import annotations
@@ -49,11 +56,13 @@ class SDprun(DualAveraging):
 
     def _shrink(self, group, params, accumulators, threshold, foreach):
         units = group.get("units") or [[i] for i in range(len(params))]
+        sized = [part or tied for tied, part in
+                 zip(units, group.get("norm_units") or [[]] * len(units), strict=True)]
         # One chain over the units of every layer at once: on small models the step is all
         # per-operation overhead, so the per-layer work is kept to the row norms.
-        squares = [unit_square_norms([accumulators[i] for i in tied]) for tied in units]
+        squares = [unit_square_norms([accumulators[i] for i in part]) for part in sized]
         norms = torch.cat(squares).sqrt_()
-        scale = self._threshold_scale(group, units, accumulators, norms) * threshold
+        scale = self._threshold_scale(group, sized, accumulators, norms) * threshold
         factors = (1 - scale / norms.clamp_min_(torch.finfo(norms.dtype).tiny)).clamp_min_(0)
         factors = factors.split([len(s) for s in squares])
         tensors = [i for tied in units for i in tied]
@@ -68,7 +77,8 @@ class SDprun(DualAveraging):
                 torch.mul(accumulators[i], f, out=params[i])
 
     def _threshold_scale(self, group, units, accumulators, like) -> torch.Tensor:
-        """√|G| of every unit, in unit order; shapes never change, so it is built once."""
+        """√|G| of every unit (over the tensors that size it), in unit order; shapes never
+        change, so it is built once."""
         cached = self._scales.get(id(group))
         if (cached is None or cached.shape != like.shape or cached.device != like.device
                 or cached.dtype != like.dtype):
@@ -103,7 +113,14 @@ def _broadcastable(factors: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def _check_units(group: dict) -> None:
     units = group.get("units")
     if not units:
+        if group.get("norm_units"):
+            raise ValueError("norm_units needs units")
         return
+    norm_units = group.get("norm_units")
+    if norm_units is not None and (len(norm_units) != len(units) or any(
+            not set(part) <= set(tied) for tied, part in zip(units, norm_units, strict=True))):
+        raise ValueError("Invalid norm_units: one index list per units entry, each a subset of "
+                         "it")
     params = group["params"]
     for tied in units:
         if not tied or any(not 0 <= i < len(params) for i in tied):

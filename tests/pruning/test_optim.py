@@ -180,3 +180,32 @@ def test_closure_is_evaluated_with_gradients():
 
     assert optimizer.step(closure).item() == 5.0
     torch.testing.assert_close(p.detach(), torch.tensor([0.8, 1.6]))
+
+
+def test_batchnorm_weighting_sizes_the_shrinkage_by_gamma_and_beta_alone():
+    conv_weight = nn.Parameter(torch.tensor([[5.0, 0.0], [5.0, 0.0]], dtype=torch.float64))
+    gamma = nn.Parameter(torch.tensor([0.3, 3.0], dtype=torch.float64))
+    beta = nn.Parameter(torch.tensor([0.4, 4.0], dtype=torch.float64))
+    params = [conv_weight, gamma, beta]
+    group = {"params": params, "units": [[0, 1, 2]], "norm_units": [[1, 2]]}
+    optimizer = SDprun([group], lr=1.0, c=1.0 / math.sqrt(2), mu=0.5)  # λ_1 = 1/√2, λ·√2 = 1
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    # Unit 0: ‖(γ, β)‖ = 0.5 ≤ 1, so the whole filter dies though its weights have norm 5.
+    assert conv_weight[0].abs().sum() == 0 and gamma[0] == 0 and beta[0] == 0
+    # Unit 1: ‖(γ, β)‖ = 5, factor 1 − 1/5 on every tensor of the unit.
+    torch.testing.assert_close(conv_weight[1], torch.tensor([4.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(gamma[1], torch.tensor(2.4, dtype=torch.float64))
+
+
+def test_batchnorm_weighting_from_the_group_structure():
+    model = small_net()
+    structure = build_groups(model, (1, 6, 6))
+    group = structure.param_groups("batchnorm")[0]
+    for tied, part in zip(group["units"], group["norm_units"], strict=True):
+        assert set(part) <= set(tied)
+    # The two convs end in a BatchNorm (γ, β); the hidden Linear has none.
+    assert [len(part) for part in group["norm_units"]] == [2, 2, 0]
+    with pytest.raises(ValueError, match="norm_units"):
+        SDprun([{**group, "norm_units": group["norm_units"][:1]}], lr=0.1)
