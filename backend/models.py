@@ -73,6 +73,9 @@ class Job(Base):
     # Latest value of every scalar series: lists show progress without scanning history.
     latest: Mapped[dict[str, Any]] = mapped_column(default=dict)
     summary: Mapped[dict[str, Any] | None]
+    # The pruning forecast (pruneboard.spec.forecast at submission; the engine's own, from the
+    # start event, once a run starts): which layers the threshold alone forces to zero, when.
+    forecast: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from backend.models import Job
+from pruneboard.spec.forecast import forecast_warnings
 from pruneboard.status import JobStatus
 
 
@@ -43,16 +44,33 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     cancel_requested: bool
     history: list[HistoryOut] | None = None
+    # Only in the answers about one job (submit, read, cancel, retry), not in lists or streams:
+    # the pruning forecast (pruneboard.spec.forecast: from the architecture until a run starts,
+    # then the engine's from the start event) and its warnings.
+    forecast: dict[str, Any] | None = None
+    warnings: list[str] | None = None
 
     @classmethod
-    def of(cls, job: Job, history: list[HistoryOut] | None = None) -> JobOut:
+    def of(cls, job: Job, history: list[HistoryOut] | None = None, *,
+           detail: bool = False) -> JobOut:
         progress = 1.0 if job.status == JobStatus.SUCCEEDED else (
             min(job.step / job.total_steps, 1.0) if job.total_steps else 0.0)
+        about = {"forecast": job.forecast, "warnings": forecast_warnings(job.forecast)
+                 } if detail else {}
         return cls(**{name: getattr(job, name) for name in (
             "id", "name", "owner", "status", "model", "dataset", "method", "config", "attempt",
             "step", "total_steps", "summary", "error", "worker_id", "heartbeat_at",
             "created_at", "started_at", "finished_at", "cancel_requested")},
-            tags=job.tag_names, latest=job.latest or {}, progress=progress, history=history)
+            tags=job.tag_names, latest=job.latest or {}, progress=progress, history=history,
+            **about)
+
+
+class ForecastOut(BaseModel):
+    """POST /config-spec/forecast: the forecast of a job body (null for a method without a
+    threshold, or data whose facts are unknown) and its warnings."""
+
+    forecast: dict[str, Any] | None
+    warnings: list[str]
 
 
 class JobPage(BaseModel):

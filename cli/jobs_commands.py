@@ -65,6 +65,8 @@ def run_submit(args: argparse.Namespace) -> int:
         job = client.post("/jobs", body)
         # The id alone on stdout, so `ID=$(pruneboard submit job.yaml)` works.
         print(job["id"], flush=True)
+        for warning in job.get("warnings") or ():
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
         if args.watch:
             return follow(client, job["id"])
     print(f"queued job {job['id']} ({job['method']} {job['model']} on {job['dataset']}); "

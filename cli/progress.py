@@ -18,6 +18,9 @@ class ProgressPrinter:
             return
         kind = event["type"]
         if kind == "start":
+            warning = (event.get("forecast") or {}).get("warning")
+            if warning:  # before the bar, so it stays readable above it
+                print(f"forecast: {warning}", file=sys.stderr, flush=True)
             self.bar = tqdm(total=event["total_steps"], initial=event["step"], unit="step",
                             dynamic_ncols=True, file=sys.stderr,
                             desc=f"{event['config']['method']} {event['config']['model']}")

@@ -3,19 +3,28 @@
 ``train(config, on_event)`` runs a whole job and returns its summary. Events (all carry ``type``
 and ``step``, the number of completed optimizer steps):
 
-- ``start``: config, total_steps, steps_per_epoch, device, dense_params, dense_flops, groups.
+- ``start``: config, total_steps, steps_per_epoch, device, dense_params, dense_flops, groups,
+  units, prunable_conv_share, dense_layers [{layers, reason}] (coupled channels left dense and
+  why) and forecast (``pruning.forecast``: when the threshold alone zeroes each layer).
 - ``train`` every ``log_interval`` steps: epoch, train_loss (mean over the interval), lr,
   threshold (λ_n), weight_sparsity, group_sparsity, remaining_params, remaining_flops,
   norm_ratio (‖w‖₂/‖w‖₁ of the prunable weights), layer_group_sparsity {layer: fraction}.
-- ``eval`` at every epoch end: test_loss, test_accuracy (and test_top5 with more than 10 classes).
+- ``eval`` at every epoch end: test_loss, test_accuracy (and test_top5 with more than 10 classes),
+  measured with BatchNorm statistics re-estimated on ``bn_samples`` training samples; a model
+  with BatchNorm adds the numbers with its running statistics as running_stats_test_loss, … (see
+  ``pruning.bn_stats``; training itself never sees the re-estimation).
 - ``checkpoint``: path.  ``error``: message (the run then raises).  ``end``: summary.
 
 With ``reference="sgd"`` an SGD twin trains in lock-step on the same minibatches
 (``pruning.twin``): train events add reference_train_loss, eval events reference_test_loss
-and reference_test_accuracy, and every ``valley_interval`` epochs a ``valley`` event carries the
-train loss on the line from the twin to the current weights (``pruning.valley.monitor``). With
+and reference_test_accuracy (re-estimated as the run's; reference_running_stats_test_loss and
+reference_running_stats_test_accuracy with running statistics), and every ``valley_interval``
+epochs a ``valley`` event carries the train loss on the line from the twin to the current weights
+(``pruning.valley.monitor``). With
 ``compact`` the run ends with a ``compact`` event (``pruning.compact.job_end``): the physically
 smaller network's size, latency and accuracy, and one ``artifact`` event per exported file.
+Before that, after the last checkpoint, the model's BatchNorm statistics are set to the
+re-estimated ones for good, so the compact network and every exported file carry them.
 
 On the CPU the same config gives bit-identical metrics, and resuming from a checkpoint continues
 bit-identically: data order and augmentation are functions of (seed, epoch, step).
@@ -31,11 +40,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from pruning.bn_stats import ReportedEvaluation
 from pruning.checkpoint import load_checkpoint, restore_rng, save_checkpoint
 from pruning.compact.job_end import finish_events
 from pruning.config import TrainConfig
 from pruning.data import augment_batch
-from pruning.evaluate import evaluate
+from pruning.forecast import forecast
 from pruning.job import Job, prepare
 from pruning.metrics import sparsity_metrics
 from pruning.schedules import learning_rate
@@ -58,6 +68,7 @@ def train(config: TrainConfig, on_event: EventSink | None = None, *,
           should_stop: Callable[[], bool] | None = None) -> dict:
     emit = on_event or (lambda event: None)
     job = prepare(config)
+    reported = ReportedEvaluation.for_config(config, job.data)
     start_step, loss_count = 0, 0
     loss_sum = torch.zeros(2, device=job.device)  # [run, twin] since the last train event
     if resume_from is not None:
@@ -76,7 +87,11 @@ def train(config: TrainConfig, on_event: EventSink | None = None, *,
           "total_steps": job.total_steps, "steps_per_epoch": job.steps_per_epoch,
           "device": str(job.device), "dense_params": job.cost.dense_params,
           "dense_flops": job.cost.dense_flops, "groups": len(job.structure.groups),
-          "units": sum(g.num_units for g in job.structure.groups)})
+          "units": sum(g.num_units for g in job.structure.groups),
+          "prunable_conv_share": job.structure.prunable_share(),
+          "dense_layers": [{"layers": layers, "reason": reason}
+                           for layers, reason in job.structure.dense],
+          "forecast": forecast(job)})
     started = time.perf_counter()
     last_eval: dict = {}
     order = None
@@ -104,9 +119,9 @@ def train(config: TrainConfig, on_event: EventSink | None = None, *,
                   **sparsity_metrics(job.structure, job.cost)})
         epoch_end = done % job.steps_per_epoch == 0
         if epoch_end:
-            last_eval = evaluate(job.model, job.data, job.device, job.autocast)
+            last_eval = reported.evaluate(job.model, job.data, job.device, job.autocast)
             emit({"type": "eval", "step": done, "epoch": epoch, **last_eval,
-                  **_twin_eval(job)})
+                  **_twin_eval(job, reported)})
             if config.valley_interval and (epoch + 1) % config.valley_interval == 0:
                 emit(valley_event(job, done, epoch))
         if config.checkpoint_dir and (epoch_end or (config.checkpoint_interval
@@ -120,7 +135,10 @@ def train(config: TrainConfig, on_event: EventSink | None = None, *,
         if should_stop is not None and should_stop():
             raise TrainingStopped(f"stopped on request after step {done}")
     if not last_eval:  # resumed at the very end: nothing ran, but the summary needs accuracy
-        last_eval = evaluate(job.model, job.data, job.device, job.autocast)
+        last_eval = reported.evaluate(job.model, job.data, job.device, job.autocast)
+    # After the last checkpoint (which keeps training's own statistics, so resuming stays plain):
+    # the compact network, its accuracy and the exported files get the re-estimated ones.
+    reported.adopt(job.model)
     summary = _summary(job, last_eval, time.perf_counter() - started)
     for event in finish_events(job):
         summary.update(event.pop("summary", {}))
@@ -134,7 +152,7 @@ def _train_step(job: Job, order: torch.Tensor, step: int, position: int) -> torc
     batch = order[position * job.batch_size:(position + 1) * job.batch_size]
     inputs, targets = job.data.train_x[batch], job.data.train_y[batch]
     if job.data.augment:
-        inputs = augment_batch(inputs, _generator(job.config.seed, step))
+        inputs = augment_batch(inputs, _generator(job.config.seed, step), fill=job.data.black)
     job.method.before_forward(step)
     with job.autocast():
         loss = F.cross_entropy(job.model(inputs), targets)
@@ -148,12 +166,12 @@ def _train_step(job: Job, order: torch.Tensor, step: int, position: int) -> torc
     return torch.stack([loss.detach().float(), twin_loss.detach().float()])
 
 
-def _twin_eval(job: Job) -> dict:
+def _twin_eval(job: Job, reported: ReportedEvaluation) -> dict:
     if job.twin is None:
         return {}
-    result = evaluate(job.twin.model, job.data, job.device, job.autocast)
-    return {"reference_test_loss": result["test_loss"],
-            "reference_test_accuracy": result["test_accuracy"]}
+    result = reported.evaluate(job.twin.model, job.data, job.device, job.autocast)
+    keys = ("test_loss", "test_accuracy", "running_stats_test_loss", "running_stats_test_accuracy")
+    return {f"reference_{key}": result[key] for key in keys if key in result}
 
 
 def _epoch_order(seed: int, epoch: int, size: int, device: torch.device) -> torch.Tensor:
@@ -168,7 +186,8 @@ def _generator(seed: int, salt: int) -> torch.Generator:
 def _set_learning_rate(job: Job, step: int) -> float:
     config = job.config
     lr = learning_rate(config.schedule, config.lr, step, job.total_steps,
-                       config.lr_milestones, config.lr_gamma)
+                       config.lr_milestones, config.lr_gamma, unit=config.schedule_unit,
+                       steps_per_epoch=job.steps_per_epoch)
     optimizers = [job.optimizer] + ([job.twin.optimizer] if job.twin else [])
     for group in (g for optimizer in optimizers for g in optimizer.param_groups):
         group["lr"] = lr

@@ -13,6 +13,7 @@ from backend.queue import enqueue_job
 from backend.schemas import HistoryOut, JobOut, JobPage
 from backend.services import jobs as service
 from pruneboard.spec import JobSubmission
+from pruneboard.spec.forecast import forecast_for
 from pruneboard.spec.schema import client_job_schema
 from pruneboard.spec.types import INT64_MAX
 from pruneboard.status import JobStatus
@@ -28,12 +29,15 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 def submit_job(raw: RawBody, session: SessionDep, settings: SettingsDep,
                caller: Submitter) -> Any:
     """Submit a job: the body is a job config (GET /config-spec) plus a name and tags."""
-    body = validate_body(JobSubmission, raw, service_context(session, settings))
+    context = service_context(session, settings)
+    body = validate_body(JobSubmission, raw, context)
     job = service.create_job(session, owner=caller.name, config=body.engine_config(),
                              name=body.name, tags=body.tags)
+    # From the architecture until the worker's start event brings the engine's own.
+    job.forecast = forecast_for(body, context)
     session.commit()
     enqueue_job(settings, job.id)
-    return JobOut.of(job)
+    return JobOut.of(job, detail=True)
 
 
 @router.get("", response_model=JobPage)
@@ -54,7 +58,7 @@ def list_jobs(session: SessionDep, _: Reader,
 def read_job(job: JobDep, session: SessionDep) -> Any:
     history = [HistoryOut(status=c.status, at=c.created_at, note=c.note)
                for c in service.status_history(session, job.id)]
-    return JobOut.of(job, history)
+    return JobOut.of(job, history, detail=True)
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
@@ -64,7 +68,7 @@ def cancel_job(job: OwnedJobDep, session: SessionDep) -> Any:
     except service.IllegalTransition as error:
         raise HTTPException(409, str(error)) from None
     session.commit()
-    return JobOut.of(job)
+    return JobOut.of(job, detail=True)
 
 
 @router.post("/{job_id}/retry", response_model=JobOut)
@@ -75,7 +79,7 @@ def retry_job(job: OwnedJobDep, session: SessionDep, settings: SettingsDep) -> A
         raise HTTPException(409, str(error)) from None
     session.commit()
     enqueue_job(settings, job.id)
-    return JobOut.of(job)
+    return JobOut.of(job, detail=True)
 
 
 @router.delete("/{job_id}", status_code=204)

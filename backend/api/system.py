@@ -1,4 +1,4 @@
-"""Health, workers, browser sessions and tokens."""
+"""Health, the job spec and its forecast, workers, browser sessions and tokens."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from fastapi import APIRouter, HTTPException, Response
 from sqlalchemy import select, text
 
 from backend.api.deps import COOKIE_NAME, Admin, Reader, SessionDep, SettingsDep
-from backend.api.spec_body import service_context
+from backend.api.spec_body import RawBody, documented_body, service_context, validate_body
 from backend.auth import TokenError, create_token, verify_token
 from backend.models import Worker, as_utc, utcnow
-from backend.schemas import IdentityOut, SessionIn, TokenIn, TokenOut, WorkerOut
-from pruneboard.spec import config_document
+from backend.schemas import ForecastOut, IdentityOut, SessionIn, TokenIn, TokenOut, WorkerOut
+from pruneboard.spec import JobSubmission, config_document
+from pruneboard.spec.forecast import forecast_for, forecast_warnings
+from pruneboard.spec.schema import client_job_schema
 
 router = APIRouter()
 
@@ -31,6 +33,16 @@ def config_spec(session: SessionDep, settings: SettingsDep, _: Reader) -> dict:
     """The job spec for clients and the form: the JSON Schema of a job body, its sections, this
     service's limits, the data folders live workers report, and the presets that can run here."""
     return config_document(service_context(session, settings))
+
+
+@router.post("/config-spec/forecast", response_model=ForecastOut, tags=["jobs"],
+             openapi_extra=documented_body(client_job_schema()))
+def config_forecast(raw: RawBody, session: SessionDep, settings: SettingsDep, _: Reader) -> Any:
+    """The pruning forecast of a job body (as POST /jobs takes it, refused the same way), from
+    the model's architecture: which layers the threshold alone forces to zero, at which step."""
+    context = service_context(session, settings)
+    forecast = forecast_for(validate_body(JobSubmission, raw, context), context)
+    return {"forecast": forecast, "warnings": forecast_warnings(forecast)}
 
 
 @router.get("/workers", response_model=list[WorkerOut], tags=["system"])

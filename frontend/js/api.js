@@ -78,6 +78,9 @@ export const deleteJob = (id) => request("DELETE", `/jobs/${id}`);
  *  limits: {name: {value, help}}, analysis_schema}. Fetched anew each time: the folders and
  *  the presets' availability follow the live workers. */
 export const configSpec = () => request("GET", "/config-spec");
+/** {forecast, warnings} for a job body (as POST /jobs takes it): which layers the threshold
+ *  alone forces to zero, at which step; forecast is null for a method without a threshold. */
+export const forecastConfig = (body) => request("POST", "/config-spec/forecast", { body });
 export const listWorkers = () => request("GET", "/workers");
 export const jobLogs = (id, afterId = 0) =>
   request("GET", `/jobs/${id}/logs`, { params: { after_id: afterId, limit: 500 } });

@@ -23,7 +23,7 @@ const isNull = (s) => s && (s.type === "null" || (Array.isArray(s.type) && s.typ
 
 /**
  * One field of the form from a property of `schema`: {name, kind, nullable, base, items, tuple,
- * default, help, section, requires}. kind: "enum" | "bool" | "int" | "float" | "str" | "list" |
+ * default, help, section, requires, modelDefaults}. kind: "enum" | "bool" | "int" | "float" | "str" | "list" |
  * "tuple"; `base` is the non-null part of the property (where its bounds are).
  */
 export function fieldOf(name, prop, schema = {}) {
@@ -52,6 +52,8 @@ export function fieldOf(name, prop, schema = {}) {
     help: full.description || "",
     section: full["x-section"] || null,
     requires: full["x-requires"] || null,
+    // {model: value}: the value a job of that model gets when it leaves the field out.
+    modelDefaults: full["x-model-defaults"] || null,
   };
 }
 

@@ -7,6 +7,7 @@ import { heatmapGrid, latestValleyLine, SeriesStore } from "../jobdata.js";
 import { describe, JOB_CHARTS, LAYER_PREFIX, VALLEY_PREFIX } from "../series.js";
 import { errorBox, h, jobTitle, mayChange, progressBar, statusBadge } from "../ui.js";
 import { pathChart } from "../valleycharts.js";
+import { forecastView } from "./forecast.js";
 import { configTable, historyList, logTail, summaryTiles } from "./jobinfo.js";
 import { smallModelSection } from "./smallmodel.js";
 import { valleySection } from "./valley.js";
@@ -32,6 +33,8 @@ export async function mount(root, ctx) {
   const live = h("span", { class: "live-state", id: "job-live" }, "connecting…");
   const feedback = h("div", { class: "feedback", "aria-live": "polite" });
   const tiles = h("div");
+  const forecastWrap = h("div", { id: "job-forecast-wrap" });
+  let engineAsked = false;  // the start event's forecast replaces the API's: read it once
   const history = h("div");
   const log = logTail();
   const grid = h("div", { class: "charts" });
@@ -40,7 +43,7 @@ export async function mount(root, ctx) {
   // Any submit or admin token may run an analysis: it reads the job, it changes nothing.
   const valley = valleySection(() => job, { canRun: ["submit", "admin"].includes(ctx.identity?.scope) });
 
-  root.append(head, feedback, tiles, grid, smallModel, valley.el,
+  root.append(head, feedback, tiles, forecastWrap, grid, smallModel, valley.el,
     h("section", { class: "details" },
       h("div", { class: "card" }, h("h2", {}, "Log"), log.el),
       h("div", { class: "card" }, h("h2", {}, "Status history"), history),
@@ -71,6 +74,14 @@ export async function mount(root, ctx) {
     tiles.replaceChildren(summaryTiles(job));
   }
 
+  // The pruning forecast: the API's from the architecture until the run's start event brings the
+  // engine's from the real weights.
+  function showForecast() {
+    const view = forecastView(job.forecast, { id: "job-forecast" });
+    forecastWrap.replaceChildren(...(view ? [h("section", { class: "card forecast-card" },
+      h("h2", {}, "Pruning forecast"), view)] : []));
+  }
+
   // Status history and config change only with the status (attempt, worker), not with progress.
   function showDetails() {
     history.replaceChildren(historyList(job));
@@ -89,7 +100,7 @@ export async function mount(root, ctx) {
           feedback.replaceChildren(errorBox(error, `${label}: `));
         }
       } }, label);
-    const refresh = (result) => { job = { ...job, ...result }; showJob(); showDetails(); reopen(); };
+    const refresh = (result) => { job = { ...job, ...result }; showJob(); showDetails(); showForecast(); reopen(); };
     return h("div", { class: "actions" },
       FINISHED.includes(job.status) ? null : act("Cancel", api.cancelJob, refresh),
       ["failed", "cancelled"].includes(job.status) ? act("Retry", api.retryJob, refresh) : null,
@@ -151,9 +162,15 @@ export async function mount(root, ctx) {
       log: (entry) => log.append([entry]),
       status: async (update) => {
         const moved = update.status !== job.status;
-        job = { ...job, ...update, history: job.history };
-        if (moved) job = await api.getJob(id).catch(() => job);  // fresh status history
+        // Streamed statuses carry no forecast: keep the one read with the job.
+        job = { ...job, ...update, history: job.history, forecast: update.forecast ?? job.forecast,
+          warnings: update.warnings ?? job.warnings };
+        const engineDue = !engineAsked && job.status === "running" && job.step > 0
+          && job.forecast?.basis !== "engine";
+        if (engineDue) engineAsked = true;
+        if (moved || engineDue) job = await api.getJob(id).catch(() => job);  // fresh history, forecast
         showJob();
+        if (moved || engineDue) showForecast();
         if (moved) showDetails();
         if (moved && job.status === "succeeded") valley.refresh();  // its analysis is queued now
       },
@@ -168,6 +185,7 @@ export async function mount(root, ctx) {
 
   showJob();
   showDetails();
+  showForecast();
   const [, logs] = await Promise.all([
     loadSeries().catch((error) => {
       if (error.kind === "auth") throw error;

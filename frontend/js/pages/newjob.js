@@ -3,11 +3,16 @@
 // order, the presets with whether each can run on this service, the data folders the live
 // workers report, and the service's limits. A field added to the model appears here with its
 // help, default and range without touching this file. Each field is checked as it changes; on
-// submit, the API's 422 messages are shown at the fields they name.
+// submit, the API's 422 messages are shown at the fields they name. Under the fields, the pruning
+// forecast of the config as it stands (POST /config-spec/forecast, a moment after the last
+// change) says which layers the threshold alone will force to zero, and when. Fields with
+// per-model defaults (x-model-defaults: c and mu) follow the chosen model until the user edits
+// them.
 
 import * as api from "../api.js";
 import { allowedText, choicesOf, display, fieldsOf, parseField, requirement } from "../fields.js";
 import { errorBox, h, notice } from "../ui.js";
+import { forecastView } from "./forecast.js";
 
 // The two fields the document's `datasets` part is about: each reported folder names its
 // `dataset` and its `data_dir`, so the data folder is picked from those a worker has.
@@ -28,6 +33,12 @@ export async function mount(root, ctx) {
   const submitButton = h("button", { type: "submit", class: "primary", id: "submit-job", disabled: readOnly },
     "Submit job");
   const folderPicker = byName.has(DATASET) && byName.has(FOLDER);
+  const forecastBox = h("div", { class: "forecast-box", id: "forecast-box", "aria-live": "polite",
+    dataset: { state: "pending" } });
+  let forecastTimer = null;
+  let forecastAsked = 0;
+  const followsModel = specs.filter((s) => s.modelDefaults);
+  const edited = new Set();  // fields with model defaults that the user (or a preset) set
 
   const rawOf = (spec, input) => (spec.kind === "bool" ? input.checked : input.value);
   const isSelect = (spec) => spec.kind === "enum" || (folderPicker && spec.name === FOLDER);
@@ -59,8 +70,10 @@ export async function mount(root, ctx) {
       rule ? ` (only with ${rule.field} ${rule.one_of.join(" or ")})` : "");
     input.setAttribute("aria-describedby", `error-${spec.name} note-${spec.name} help-${spec.name}`);
     input.addEventListener(isSelect(spec) || spec.kind === "bool" ? "change" : "input", () => {
+      if (spec.modelDefaults) edited.add(spec.name);
       check(spec.name);
-      if (ruleFields.has(spec.name) || spec.name === DATASET) applyRules();
+      if (ruleFields.has(spec.name) || spec.name === DATASET || spec.name === "model") applyRules();
+      scheduleForecast();
     });
     inputs.set(spec.name, { input, error, note });
     return h("div", { class: `field field-${spec.kind}`, dataset: { field: spec.name } },
@@ -132,7 +145,10 @@ export async function mount(root, ctx) {
         if (!rule || !inputs.has(rule.field)) continue;
         const locked = !rule.one_of.includes(valueOf(rule.field));
         const { input } = inputs.get(spec.name);
-        if (locked) setValue(spec.name, spec.default);
+        if (locked) {
+          setValue(spec.name, spec.default);
+          edited.delete(spec.name);
+        }
         if (input.disabled !== locked) {
           input.disabled = locked;
           changed = true;
@@ -141,15 +157,74 @@ export async function mount(root, ctx) {
       }
       if (!changed) break;
     }
+    applyModelDefaults();
+  }
+
+  // c and mu start at the chosen model's defaults, and follow the model until edited.
+  function applyModelDefaults() {
+    const model = inputs.has("model") ? inputs.get("model").input.value : null;
+    for (const spec of followsModel) {
+      const { input } = inputs.get(spec.name);
+      if (input.disabled || edited.has(spec.name) || !(model in spec.modelDefaults)) continue;
+      setValue(spec.name, spec.modelDefaults[model]);
+      check(spec.name);
+    }
+  }
+
+  /** The body the form would submit, or null while a field is marked. */
+  function formBody() {
+    const body = {};
+    for (const spec of specs) {
+      const { input } = inputs.get(spec.name);
+      if (input.disabled) continue;
+      const parsed = parseField(spec, rawOf(spec, input));
+      if (parsed.error) return null;
+      body[spec.name] = parsed.value;
+    }
+    return body;
+  }
+
+  function scheduleForecast() {
+    clearTimeout(forecastTimer);
+    forecastBox.dataset.state = "pending";
+    forecastTimer = setTimeout(showForecast, 300);
+  }
+
+  async function showForecast() {
+    const asked = ++forecastAsked;
+    const body = formBody();
+    const say = (text) => h("p", { class: "forecast-line muted", id: "forecast-line" }, h("strong", {}, "Forecast: "), text);
+    let shown;
+    if (!body) {
+      shown = say("fix the marked fields to see which layers the threshold forces to zero.");
+    } else {
+      try {
+        const answer = await api.forecastConfig(body);
+        shown = forecastView(answer.forecast);
+      } catch (error) {
+        shown = say(error.kind === "validation"
+          ? `none until the API accepts the config (${error.message}).` : `unavailable (${error.message}).`);
+      }
+    }
+    if (asked !== forecastAsked) return;  // a newer change asked again
+    forecastBox.replaceChildren(...(shown ? [shown] : []));
+    forecastBox.dataset.state = "ready";
   }
 
   function applyValues(values) {
+    // A preset's c or mu that is its model's own default follows the model like an unset one.
+    const model = values.model ?? byName.get("model")?.default;
+    for (const spec of followsModel) {
+      if (spec.name in values && values[spec.name] !== spec.modelDefaults[model]) edited.add(spec.name);
+      else edited.delete(spec.name);
+    }
     for (const spec of specs) {
       if (!(folderPicker && spec.name === FOLDER)) setValue(spec.name, spec.name in values ? values[spec.name] : spec.default);
     }
     if (folderPicker) setValue(FOLDER, FOLDER in values ? values[FOLDER] : byName.get(FOLDER).default);
     applyRules();
     for (const spec of specs) check(spec.name);
+    scheduleForecast();
   }
 
   function applyPreset(preset) {
@@ -213,7 +288,7 @@ export async function mount(root, ctx) {
     h("div", { class: "presets", role: "group", "aria-label": "presets" }, h("span", { class: "muted" }, "Presets:"),
       presets.map(presetButton)),
     h("form", { id: "job-form", class: "job-form", noValidate: true, onsubmit: submit },
-      fieldsets, formError, h("div", { class: "form-actions" }, submitButton)),
+      fieldsets, forecastBox, formError, h("div", { class: "form-actions" }, submitButton)),
     limitsNote(doc.limits));
 
   function presetButton(p) {
@@ -229,6 +304,7 @@ export async function mount(root, ctx) {
   if (first) applyPreset(first);
   else applyValues({});
   formError.replaceChildren();
+  return () => clearTimeout(forecastTimer);
 }
 
 /** "cifar10-small (15 samples, 3×32×32)". */
