@@ -39,8 +39,8 @@ from pruning.models import build_model
 INPUT_SHAPE = (3, 32, 32)
 # (model, fraction of each group's units zeroed, kept widths rounded down to a multiple of).
 # Every vgg16-bn conv loses units on both its output and its input side, so half the units take
-# ~3/4 of its FLOPs; resnet56's groups are only the first conv of each block (the residual
-# channels are tied and left dense, as sDprun leaves them), so it needs more. The last row keeps
+# ~3/4 of its FLOPs; resnet56's groups include its residual streams (one group per stream
+# channel, across every conv writing into it), zeroed at the same rate. The last row keeps
 # widths that the CPU's convolution kernels handle well (multiples of 8), to show how much of
 # resnet56's shortfall is the odd widths (6, 13, 26) of the plain random pattern.
 CONFIGS = (("vgg16-bn", 0.5, 1), ("resnet56", 0.6, 1), ("resnet56", 0.6, 8))

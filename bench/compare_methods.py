@@ -24,7 +24,7 @@ EPOCHS = 80  # the digits demo's budget
 SHARED = dict(dataset="digits", batch_size=64, lr=0.1, seed=0, device="cpu", compact=False,
               log_interval=1000)
 # sDprun's defaults are tuned for the mlp; cnn-small needs a larger threshold to prune (measured:
-# c 0.03, μ 0.7 removes 39 % of its FLOPs at 98.6 % accuracy).
+# c 0.03, μ 0.7 removes 39 % of its FLOPs at 99.7 % accuracy, BatchNorm re-estimated).
 CNN_SMALL = dict(c=0.03, mu=0.7)
 DUAL_AVERAGING = {"mlp": {}, "cnn-small": CNN_SMALL}
 # FLOPs removed by sDprun with those settings, rounded: what the baselines are asked for.
