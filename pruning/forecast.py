@@ -43,7 +43,7 @@ def forecast(job: Any) -> dict[str, Any] | None:
         weighting = None
         entries = _grda_entries(job, path, start)
     else:
-        weighting = getattr(config, "group_weighting", "elements")
+        weighting = config.group_weighting
         entries = [_sdprun_entry(group, job, path, start, weighting)
                    for group in job.structure.groups]
     end = path[-1].item() if len(path) else threshold
@@ -55,7 +55,7 @@ def threshold_path(config: Any, total_steps: int, steps_per_epoch: int, *, start
                    threshold: float = 0.0) -> torch.Tensor:
     """λ after each optimizer step start+1 … total_steps (float64), summed term by term as
     ``DualAveraging.step`` sums it, with the lr ``pruning.train`` sets before each step."""
-    unit = getattr(config, "schedule_unit", "step")
+    unit = config.schedule_unit
     values = []
     value = threshold
     for step in range(start + 1, total_steps + 1):

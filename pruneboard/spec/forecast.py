@@ -125,7 +125,7 @@ def forecast_spec(spec: Any, facts: catalog.DatasetFacts | None) -> dict[str, An
         entries = [_grda_entry(layer, path) for layer in count.layers
                    if layer.kind != "batchnorm" and not _excluded(layer.name, exclude)]
     else:
-        weighting = getattr(spec, "group_weighting", "elements")
+        weighting = spec.group_weighting
         entries = [_sdprun_entry(group, path, weighting)
                    for group in architecture_groups(count.layers, exclude)]
     return forecast_document(spec.method, weighting, "architecture", entries,

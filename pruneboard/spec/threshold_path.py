@@ -78,7 +78,7 @@ class ThresholdPath:
     def of(cls, spec: Any, total_steps: int, steps_per_epoch: int, **where: Any
            ) -> ThresholdPath:
         """The path of a job spec (or any config with the same fields)."""
-        unit = getattr(spec, "schedule_unit", "step")
+        unit = spec.schedule_unit
         milestones = tuple(spec.lr_milestones)
 
         def lr_of(step: int) -> float:
