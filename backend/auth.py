@@ -1,4 +1,6 @@
-"""API tokens: ``pb_<key>_<secret>``, stored as a SHA-256, compared in constant time."""
+"""API tokens (``pb_<key>_<secret>``) and browser sessions (``ps_<secret>``), each stored only as
+a SHA-256 and compared in constant time. ``identify`` takes either: a bearer header carries a
+token, the sign-in cookie a session id that names its token, never the token itself."""
 
 from __future__ import annotations
 
@@ -6,13 +8,13 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.models import SCOPES, ApiToken, as_utc, utcnow
+from backend.models import SCOPES, ApiToken, BrowserSession, as_utc, utcnow
 
 SCOPE_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -22,8 +24,10 @@ class TokenError(ValueError):
     pass
 
 
-def create_token(session: Session, *, name: str, scope: str) -> str:
-    """Store a new token and return it; the plain text exists only in this return value."""
+def create_token(session: Session, *, name: str, scope: str,
+                 expires_at: datetime | None = None) -> str:
+    """Store a new token and return it; the plain text exists only in this return value.
+    ``expires_at`` None: it never expires."""
     if scope not in SCOPE_RANK:
         raise TokenError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     if not NAME_FORM.fullmatch(name) or not name.isprintable() or _has_surrogate(name):
@@ -34,7 +38,8 @@ def create_token(session: Session, *, name: str, scope: str) -> str:
     token = f"pb_{key}_{secret}"
     try:
         with session.begin_nested():  # a concurrent create of the same name loses cleanly
-            session.add(ApiToken(key=key, name=name, scope=scope, token_hash=_digest(token)))
+            session.add(ApiToken(key=key, name=name, scope=scope, token_hash=_digest(token),
+                                 expires_at=expires_at))
     except IntegrityError:
         raise TokenError(f"a token named {name!r} exists already") from None
     return token
@@ -43,6 +48,7 @@ def create_token(session: Session, *, name: str, scope: str) -> str:
 # pb_<16 hex>_<urlsafe secret>: anything else is no token, refused before it reaches the
 # database (a NUL or a lone surrogate would otherwise fail in the driver).
 TOKEN_FORM = re.compile(r"pb_[0-9a-f]{16}_[A-Za-z0-9_-]{20,100}")
+SESSION_FORM = re.compile(r"ps_[A-Za-z0-9_-]{40,100}")
 # Token names: printable text without NUL or control characters.
 NAME_FORM = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
 
@@ -55,12 +61,56 @@ def verify_token(session: Session, token: str) -> ApiToken | None:
     if record is None or not hmac.compare_digest(record.token_hash, _digest(token)):
         return None
     now = utcnow()
+    if expired(record, now):
+        return None
     last = record.last_used_at
     # At most once a minute: otherwise every read (each SSE connect) becomes a write, which on
     # SQLite competes with the workers' metric inserts for the one writer lock.
     if last is None or now - as_utc(last) > LAST_USED_RESOLUTION:
         record.last_used_at = now
     return record
+
+
+def identify(session: Session, credential: str) -> ApiToken | None:
+    """The live token behind a bearer token or a browser session id; None for anything else
+    (unknown, malformed, revoked, expired)."""
+    if credential.startswith("ps_"):
+        return verify_browser_session(session, credential)
+    return verify_token(session, credential)
+
+
+def expired(record: ApiToken, now: datetime | None = None) -> bool:
+    return record.expires_at is not None and as_utc(record.expires_at) <= (now or utcnow())
+
+
+def start_browser_session(session: Session, record: ApiToken, *, max_age_s: int) -> str:
+    """A new session id for a signed-in browser; it ends at sign-out, after ``max_age_s``, or
+    when the token ends (revoked or expired), whichever comes first."""
+    session_id = f"ps_{secrets.token_urlsafe(32)}"
+    ends = utcnow() + timedelta(seconds=max_age_s)
+    if record.expires_at is not None:
+        ends = min(ends, as_utc(record.expires_at))
+    session.add(BrowserSession(session_hash=_digest(session_id), token_id=record.id,
+                               expires_at=ends))
+    return session_id
+
+
+def verify_browser_session(session: Session, session_id: str) -> ApiToken | None:
+    if not SESSION_FORM.fullmatch(session_id):
+        return None
+    row = session.scalar(select(BrowserSession)
+                         .where(BrowserSession.session_hash == _digest(session_id)))
+    now = utcnow()
+    if row is None or as_utc(row.expires_at) <= now:
+        return None
+    record = session.get(ApiToken, row.token_id)
+    return None if record is None or expired(record, now) else record
+
+
+def end_browser_session(session: Session, session_id: str) -> None:
+    if SESSION_FORM.fullmatch(session_id):
+        session.execute(delete(BrowserSession)
+                        .where(BrowserSession.session_hash == _digest(session_id)))
 
 
 def allows(scope: str, needed: str) -> bool:

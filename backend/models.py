@@ -65,7 +65,14 @@ class Job(Base):
     method: Mapped[str] = mapped_column(String(50))
     status: Mapped[str] = mapped_column(String(20), index=True, default=JobStatus.QUEUED)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The lease counter: every claim increments it, and a run's writes are conditioned on it.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # Runs lost because their worker went away (killed, machine gone), not because the database
+    # or the broker was briefly unreachable: the job fails once this reaches max_attempts.
+    worker_losses: Mapped[int] = mapped_column(Integer, default=0)
+    # The transactional outbox: NULL while "run job N" still has to be sent (set in the same
+    # transaction that queues the job), the time it was last sent otherwise.
+    dispatched_at: Mapped[datetime | None]
     worker_id: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None]
     step: Mapped[int] = mapped_column(Integer, default=0)
@@ -195,6 +202,37 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # NULL: never expires
+
+
+class BrowserSession(Base):
+    """A signed-in browser: the cookie holds ``ps_<secret>``, stored here only as its SHA-256,
+    never the API token itself. Signing out deletes the row; revoking the token deletes all
+    of its sessions."""
+
+    __tablename__ = "browser_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"),
+                                          index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class IdempotencyKey(Base):
+    """An ``Idempotency-Key`` a caller sent with a POST that created something: the same key
+    with the same body returns what the first request created instead of creating it again."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    route: Mapped[str] = mapped_column(String(50), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # What was created: deleting the job forgets the key.
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Analysis(Base):
@@ -209,7 +247,10 @@ class Analysis(Base):
     reference_job_id: Mapped[int | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE"))
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Who started it (the token name): quotas count it, and only they or an admin act on it.
+    owner: Mapped[str | None] = mapped_column(String(100), index=True)
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED)
+    dispatched_at: Mapped[datetime | None]  # the outbox, as on Job
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None]

@@ -32,7 +32,18 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = 3.0
     # A running job whose heartbeat is older than this is requeued from its last checkpoint.
     heartbeat_timeout_s: float = 60.0
+    # A job fails for good once this many of its runs lost their worker (an outage of the
+    # database or the broker is not a loss: see db_outage_grace_s).
     max_attempts: int = 3
+    # How long a worker keeps retrying its database writes (with backoff) through an outage
+    # before it stops the run and hands the job back; a reaper that itself could not reach the
+    # database judges no heartbeat until it has been connected for heartbeat_timeout_s.
+    db_outage_grace_s: float = 300.0
+    # The outbox (backend.services.dispatch): how often pending "run job N" messages are sent,
+    # and after how long a queued job that no worker claimed, while one sat idle, is sent again
+    # (the message was lost, say in a broker restart; a duplicate is harmless).
+    dispatch_interval_s: float = 2.0
+    redispatch_after_s: float = 30.0
     # Redis redelivers an unacknowledged task after this long. Recovery does not rely on it (the
     # heartbeat reaper requeues lost jobs, and a redelivered message for a running job is a
     # no-op because claiming is conditional); it is long only to avoid pointless redeliveries.
@@ -42,6 +53,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     cookie_secure: bool = False
     sse_poll_interval_s: float = 0.2
+    # An open event stream re-checks its token (or browser session) this often and closes once
+    # it is revoked or expired.
+    stream_auth_recheck_s: float = 5.0
+    # Browser sessions (sign-in cookie) last this long; revoked at sign-out.
+    session_max_age_s: int = 30 * 24 * 3600
+    # Per-owner caps on queued + running work; over a cap a submit gets 429 with Retry-After.
+    max_active_jobs_per_owner: int = 100
+    max_active_analyses_per_owner: int = 20
     # What one job or analysis may ask of a worker host (pruneboard.spec.ServiceLimits).
     limits: ServiceLimits = ServiceLimits()
 

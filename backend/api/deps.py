@@ -8,14 +8,15 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
-from backend.auth import allows, verify_token
+from backend.auth import allows, identify
 from backend.db import get_sessionmaker
 from backend.models import ApiToken, Job
 from backend.services.jobs import get_job
 from backend.settings import Settings
 from pruneboard.spec.types import INT64_MAX
 
-COOKIE_NAME = "pruneboard_token"
+# The cookie holds a browser session id (backend.auth.start_browser_session), not a token.
+COOKIE_NAME = "pruneboard_session"
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -37,22 +38,24 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def request_token(request: Request) -> str | None:
+def request_credential(request: Request) -> str | None:
+    """The bearer token, or else the browser's session id (EventSource cannot send headers, so
+    a browser's session lives in an HttpOnly cookie)."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    # Browsers: EventSource cannot send headers, so the session lives in an HttpOnly cookie.
     return request.cookies.get(COOKIE_NAME)
 
 
 def _caller(request: Request, session: SessionDep) -> ApiToken:
-    token = request_token(request)
-    if not token:
+    credential = request_credential(request)
+    if not credential:
         raise HTTPException(401, "missing token: send Authorization: Bearer <token>",
                             headers={"WWW-Authenticate": "Bearer"})
-    record = verify_token(session, token)
+    record = identify(session, credential)
     if record is None:
-        raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "invalid, revoked or expired token (or browser session)",
+                            headers={"WWW-Authenticate": "Bearer"})
     if session.dirty:
         session.commit()  # last_used_at moved on
     return record

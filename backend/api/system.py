@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy import select, text
 
 from backend.api.deps import COOKIE_NAME, Admin, Reader, SessionDep, SettingsDep
 from backend.api.spec_body import RawBody, documented_body, service_context, validate_body
-from backend.auth import TokenError, create_token, verify_token
+from backend.auth import (
+    TokenError,
+    create_token,
+    end_browser_session,
+    start_browser_session,
+    verify_token,
+)
 from backend.models import Worker, as_utc, utcnow
 from backend.schemas import ForecastOut, IdentityOut, SessionIn, TokenIn, TokenOut, WorkerOut
 from pruneboard.spec import JobSubmission, config_document
@@ -58,12 +64,16 @@ def list_workers(session: SessionDep, _: Reader) -> Any:
 @router.post("/session", response_model=IdentityOut, tags=["auth"])
 def sign_in(body: SessionIn, response: Response, session: SessionDep,
             settings: SettingsDep) -> Any:
+    """Sign a browser in: the token is checked once and the cookie gets a session id of its
+    own, revoked at sign-out (the token itself never sits in the browser's cookie jar)."""
     record = verify_token(session, body.token)
     if record is None:
-        raise HTTPException(401, "invalid token")
+        raise HTTPException(401, "invalid, revoked or expired token")
+    session_id = start_browser_session(session, record, max_age_s=settings.session_max_age_s)
     session.commit()
-    response.set_cookie(COOKIE_NAME, body.token, httponly=True, samesite="strict",
-                        secure=settings.cookie_secure, path="/", max_age=30 * 24 * 3600)
+    response.set_cookie(COOKIE_NAME, session_id, httponly=True, samesite="strict",
+                        secure=settings.cookie_secure, path="/",
+                        max_age=settings.session_max_age_s)
     return {"name": record.name, "scope": record.scope}
 
 
@@ -73,7 +83,12 @@ def whoami(caller: Reader) -> Any:
 
 
 @router.delete("/session", status_code=204, tags=["auth"])
-def sign_out() -> Response:
+def sign_out(request: Request, session: SessionDep) -> Response:
+    """End this browser's session on the server too: the cookie stops working everywhere."""
+    session_id = request.cookies.get(COOKIE_NAME)
+    if session_id:
+        end_browser_session(session, session_id)
+        session.commit()
     response = Response(status_code=204)
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
     return response
