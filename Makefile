@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/ingest_metrics.py
 	$(PY) bench/metrics_query.py
 	$(PY) bench/sse_latency.py
+	$(PY) bench/stream_load.py
 	$(PY) bench/compact_speedup.py
 	$(PY) bench/valley_cost.py
 	$(PY) bench/compare_methods.py

@@ -6,6 +6,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from backend.db import private_sqlite_file
 from backend.models import Base
 from backend.settings import get_settings
 
@@ -28,6 +29,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     connectable = config.attributes.get("connection")
     if connectable is None:
+        private_sqlite_file(url)  # a migration is often what creates the embedded database
         connectable = engine_from_config(config.get_section(config.config_ini_section, {}),
                                          prefix="sqlalchemy.", poolclass=pool.NullPool)
         with connectable.connect() as connection:

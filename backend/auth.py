@@ -10,7 +10,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,10 +18,17 @@ from backend.models import SCOPES, ApiToken, BrowserSession, as_utc, utcnow
 
 SCOPE_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# The longest a token may be made to live (about ten years); longer is "never", which needs
+# no date.
+MAX_TOKEN_DAYS = 3650
 
 
 class TokenError(ValueError):
-    pass
+    """A token that cannot be made as asked; ``field`` names the input at fault."""
+
+    def __init__(self, message: str, field: str = "name"):
+        super().__init__(message)
+        self.field = field
 
 
 def create_token(session: Session, *, name: str, scope: str,
@@ -29,7 +36,7 @@ def create_token(session: Session, *, name: str, scope: str,
     """Store a new token and return it; the plain text exists only in this return value.
     ``expires_at`` None: it never expires."""
     if scope not in SCOPE_RANK:
-        raise TokenError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+        raise TokenError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}", "scope")
     if not NAME_FORM.fullmatch(name) or not name.isprintable() or _has_surrogate(name):
         raise TokenError("name must be 1 to 100 printable characters")
     if session.scalar(select(ApiToken).where(ApiToken.name == name)) is not None:
@@ -43,6 +50,50 @@ def create_token(session: Session, *, name: str, scope: str,
     except IntegrityError:
         raise TokenError(f"a token named {name!r} exists already") from None
     return token
+
+
+def token_expiry(*, days: int | None = None, at: datetime | None = None,
+                 now: datetime | None = None) -> datetime | None:
+    """When a new token ends: ``days`` from now, or the moment ``at`` (naive: UTC), at most
+    MAX_TOKEN_DAYS ahead; neither: never."""
+    now = now or utcnow()
+    if days is not None and at is not None:
+        raise TokenError("give expires_in_days or expires_at, not both", "expires_at")
+    if days is not None:
+        if not 1 <= days <= MAX_TOKEN_DAYS:
+            raise TokenError(f"expires_in_days must be in [1, {MAX_TOKEN_DAYS}], got {days}",
+                             "expires_in_days")
+        return now + timedelta(days=days)
+    if at is not None:
+        at, latest = as_utc(at), now + timedelta(days=MAX_TOKEN_DAYS)
+        if not now < at <= latest:
+            raise TokenError(f"expires_at must be in (now, now + {MAX_TOKEN_DAYS} days], i.e. "
+                             f"after {now:%Y-%m-%dT%H:%M:%SZ} and by {latest:%Y-%m-%dT%H:%M:%SZ}"
+                             f", got {at:%Y-%m-%dT%H:%M:%SZ}", "expires_at")
+        return at
+    return None
+
+
+def list_tokens(session: Session, *, name: str | None = None) -> list[ApiToken]:
+    """Every token (``name`` None) or the one so named, by name."""
+    query = select(ApiToken).order_by(ApiToken.name)
+    if name is not None:
+        query = query.where(ApiToken.name == name)
+    return list(session.scalars(query))
+
+
+def revoke_token(session: Session, name: str) -> int | None:
+    """Delete the token named ``name``; its browser sessions go with it (ON DELETE CASCADE,
+    which SQLite applies because backend.db turns foreign keys on). Returns how many sessions
+    that ended, None when no token has that name."""
+    record = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    if record is None:
+        return None
+    sessions = session.scalar(select(func.count()).select_from(BrowserSession)
+                              .where(BrowserSession.token_id == record.id))
+    session.delete(record)
+    session.flush()
+    return sessions
 
 
 # pb_<16 hex>_<urlsafe secret>: anything else is no token, refused before it reaches the
@@ -77,6 +128,20 @@ def identify(session: Session, credential: str) -> ApiToken | None:
     if credential.startswith("ps_"):
         return verify_browser_session(session, credential)
     return verify_token(session, credential)
+
+
+def refusal(session: Session, credential: str) -> str:
+    """Why ``identify`` refused ``credential``, in words for the caller. Only its holder can
+    learn that a token expired (the secret must match first); a revoked token is unknown."""
+    if credential.startswith("ps_"):
+        return ("browser session ended (signed out, timed out, or its token revoked or "
+                "expired); sign in again")
+    record = (session.scalar(select(ApiToken).where(ApiToken.key == credential.split("_")[1]))
+              if TOKEN_FORM.fullmatch(credential) else None)
+    if (record is not None and hmac.compare_digest(record.token_hash, _digest(credential))
+            and expired(record)):
+        return f"token expired at {as_utc(record.expires_at):%Y-%m-%d %H:%M UTC}"
+    return "invalid token"
 
 
 def expired(record: ApiToken, now: datetime | None = None) -> bool:

@@ -2,19 +2,68 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
-from backend.models import Job
+from backend.models import Job, as_utc
 from pruneboard.spec.forecast import forecast_warnings
 from pruneboard.status import JobStatus
+
+# PostgreSQL text cannot hold NUL; the pattern says so in the OpenAPI document, and query
+# parameters use it as is (backend.main words its refusal as the validator below does).
+NO_NUL = r"^[^\x00]*$"
+INT32_MAX = 2**31 - 1  # Integer columns (steps) on PostgreSQL
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes (all stored as UTC); PostgreSQL answers in the
+    # session's time zone. Either way the client gets UTC with its offset.
+    return as_utc(moment).astimezone(UTC)
+
+
+# Every datetime of every response: timezone-aware UTC on both databases.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+
+def _storable(text: str) -> str:
+    if "\x00" in text:
+        raise PydanticCustomError("nul_byte", "must not contain NUL bytes")
+    if any("\ud800" <= char <= "\udfff" for char in text):
+        raise PydanticCustomError("surrogate", "must not contain unpaired surrogates")
+    return text
+
+
+def text(max_length: int, *, min_length: int = 0) -> Any:
+    """A request string the database can store: bounded, without NUL or lone surrogates."""
+    return Annotated[str, Field(min_length=min_length, max_length=max_length,
+                                json_schema_extra={"pattern": NO_NUL}),
+                     AfterValidator(_storable)]
+
+
+class FieldErrorOut(BaseModel):
+    field: str  # dotted: "epochs", "mlp_widths.1", "body" for the body as a whole
+    message: str
+    allowed: str | None = None  # spec-validated bodies: the field's allowed values
+
+
+class ValidationErrorOut(BaseModel):
+    """Every 422: one entry per bad field of the body, query, path, header or cookie."""
+
+    detail: list[FieldErrorOut]
+
+
+class ErrorOut(BaseModel):
+    """Every other error: 401, 403, 404, 409, 410, 413, 429 (backend.api.responses)."""
+
+    detail: str
 
 
 class HistoryOut(BaseModel):
     status: JobStatus
-    at: datetime
+    at: UtcDatetime
     note: str | None
 
 
@@ -30,7 +79,8 @@ class JobOut(BaseModel):
     dataset: str
     method: str
     config: dict[str, Any]
-    attempt: int
+    attempt: int  # runs started (each claim is one)
+    worker_losses: int  # runs lost with their worker; the job fails at max_attempts of them
     step: int
     total_steps: int | None
     progress: float
@@ -38,10 +88,10 @@ class JobOut(BaseModel):
     summary: dict[str, Any] | None
     error: str | None
     worker_id: str | None
-    heartbeat_at: datetime | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    heartbeat_at: UtcDatetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     cancel_requested: bool
     history: list[HistoryOut] | None = None
     # Only in the answers about one job (submit, read, cancel, retry), not in lists or streams:
@@ -59,6 +109,7 @@ class JobOut(BaseModel):
                  } if detail else {}
         return cls(**{name: getattr(job, name) for name in (
             "id", "name", "owner", "status", "model", "dataset", "method", "config", "attempt",
+            "worker_losses",
             "step", "total_steps", "summary", "error", "worker_id", "heartbeat_at",
             "created_at", "started_at", "finished_at", "cancel_requested")},
             tags=job.tag_names, latest=job.latest or {}, progress=progress, history=history,
@@ -84,7 +135,7 @@ class LogOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    created_at: datetime
+    created_at: UtcDatetime
     level: str
     message: str
 
@@ -114,14 +165,14 @@ class WorkerOut(BaseModel):
     gpu_name: str | None
     gpu_memory_mb: int | None
     current_job_id: int | None
-    heartbeat_at: datetime
+    heartbeat_at: UtcDatetime
     heartbeat_age_s: float
     # The dataset folders it can read: {dataset, data_dir, input_shape, num_classes, train_size}.
     datasets: list[dict[str, Any]] = []
 
 
 class SessionIn(BaseModel):
-    token: str
+    token: text(200, min_length=1)
 
 
 class IdentityOut(BaseModel):
@@ -130,12 +181,26 @@ class IdentityOut(BaseModel):
 
 
 class TokenIn(BaseModel):
-    name: str
-    scope: str
+    name: text(100, min_length=1)
+    scope: text(10, min_length=1)
+    # At most one; neither: the token never expires (ranges: backend.auth.token_expiry).
+    expires_in_days: int | None = None
+    expires_at: datetime | None = None  # without a time zone: UTC
 
 
 class TokenOut(IdentityOut):
     token: str
+    expires_at: UtcDatetime | None = None
+
+
+class TokenInfoOut(IdentityOut):
+    """A token as GET /tokens lists it: never its hash, never the token."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    created_at: UtcDatetime
+    last_used_at: UtcDatetime | None
+    expires_at: UtcDatetime | None
 
 
 class AnalysisOut(BaseModel):
@@ -150,9 +215,9 @@ class AnalysisOut(BaseModel):
     message: str | None
     result: dict[str, Any] | None
     error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
 
 
 class ArtifactOut(BaseModel):
@@ -162,5 +227,5 @@ class ArtifactOut(BaseModel):
     format: str
     sha256: str
     bytes: int
-    created_at: datetime
+    created_at: UtcDatetime
     url: str = ""

@@ -56,7 +56,7 @@ def run_naive(url: str, job_id: int, events: int, layers: int) -> float:
     """One INSERT per point through the ORM, one commit per event: what a first version does."""
     from backend.db import get_engine
     from backend.models import MetricPoint
-    from worker.writer import LAYER_PREFIX, TRAIN_KEYS
+    from worker.series import LAYER_PREFIX, TRAIN_KEYS
 
     start = time.perf_counter()
     with Session(get_engine(url)) as session:
@@ -77,7 +77,7 @@ def run_ingest_only(url: str, job_id: int, events: int, layers: int) -> float:
     calls) in 5,000-point batches: how much of the time is the write path, not the writer."""
     from backend.db import session_scope
     from backend.services.ingest import insert_points
-    from worker.writer import LAYER_PREFIX, TRAIN_KEYS
+    from worker.series import LAYER_PREFIX, TRAIN_KEYS
 
     now = time.time()
     points = [(key, event["step"], float(event[key]), now)

@@ -23,7 +23,8 @@ from pruneboard.status import JobStatus
 from pruning.checkpoint import checkpoint_path
 from pruning.valley.analysis_run import AnalysisError, run_valley_analysis
 from worker.heartbeat import Heartbeat
-from worker.tasks import job_config, json_safe
+from worker.outage import DatabaseUnreachable, is_connection_error, with_retries
+from worker.tasks import job_config, json_safe, worker_shutting_down
 
 log = logging.getLogger(__name__)
 _PROGRESS_INTERVAL_S = 0.5
@@ -31,8 +32,14 @@ _PROGRESS_INTERVAL_S = 0.5
 
 def run_analysis(analysis_id: int, *, settings: Settings, beat: Heartbeat) -> str:
     url = settings.resolved_database_url
-    with session_scope(url) as session:
-        claimed = _claim(session, analysis_id, beat.worker_id)
+
+    def claim():
+        with session_scope(url) as session:
+            return _claim(session, analysis_id, beat.worker_id)
+
+    # Past the grace this raises; the row stays queued and the dispatchers send it again.
+    claimed = with_retries(claim, link=beat.link, grace_s=settings.db_outage_grace_s,
+                           what=f"claiming analysis {analysis_id}")
     if claimed is None:
         log.info("analysis %s not claimed (not queued)", analysis_id)
         return "skipped"
@@ -46,11 +53,17 @@ def run_analysis(analysis_id: int, *, settings: Settings, beat: Heartbeat) -> st
         if now - last_write < _PROGRESS_INTERVAL_S and fraction < 1:
             return
         last_write = now
-        with session_scope(url) as session:
-            session.execute(update(Analysis).where(Analysis.id == analysis_id,
-                                                   Analysis.status == JobStatus.RUNNING)
-                            .values(progress=min(max(fraction, 0.0), 1.0), message=message,
-                                    heartbeat_at=utcnow()))
+        try:
+            with session_scope(url) as session:
+                session.execute(update(Analysis).where(Analysis.id == analysis_id,
+                                                       Analysis.status == JobStatus.RUNNING)
+                                .values(progress=min(max(fraction, 0.0), 1.0), message=message,
+                                        heartbeat_at=utcnow()))
+        except Exception as error:
+            if not is_connection_error(error):
+                raise
+            # Progress is only a display: skipped while the database is away, and the run goes on.
+            beat.link.failed()
 
     try:
         config = job_config(job["config"], settings, job["id"], beat.device)
@@ -68,11 +81,10 @@ def run_analysis(analysis_id: int, *, settings: Settings, beat: Heartbeat) -> st
             f"{type(error).__name__}: {error}")
         log.error("analysis %s failed: %s", analysis_id, message,
                   exc_info=not isinstance(error, AnalysisError))
-        return _finish(url, analysis_id, JobStatus.FAILED, error=message)
+        return _finish(url, analysis_id, JobStatus.FAILED, beat, error=message)
     finally:
         beat.clear_analysis()
-    # Should this write fail (the database went away), the reapers fail the row later.
-    return _finish(url, analysis_id, JobStatus.SUCCEEDED, result=result)
+    return _finish(url, analysis_id, JobStatus.SUCCEEDED, beat, result=result)
 
 
 def _claim(session: Session, analysis_id: int, worker_id: str):
@@ -95,13 +107,25 @@ def _job_values(session: Session, job_id: int) -> dict[str, Any]:
     return {"id": job_id, "config": config}
 
 
-def _finish(url: str, analysis_id: int, status: JobStatus, *, result: dict | None = None,
-            error: str | None = None) -> str:
-    with session_scope(url) as session:
-        owned = session.execute(
-            update(Analysis).where(Analysis.id == analysis_id, Analysis.status == JobStatus.RUNNING)
-            .values(status=status, result=result, error=error, finished_at=utcnow(),
-                    progress=1.0 if status == JobStatus.SUCCEEDED else Analysis.progress,
-                    message=status if error is None else error.splitlines()[0])
-            .execution_options(synchronize_session=False)).rowcount
+def _finish(url: str, analysis_id: int, status: JobStatus, beat: Heartbeat, *,
+            result: dict | None = None, error: str | None = None) -> str:
+    def write() -> int:
+        with session_scope(url) as session:
+            return session.execute(
+                update(Analysis)
+                .where(Analysis.id == analysis_id, Analysis.status == JobStatus.RUNNING)
+                .values(status=status, result=result, error=error, finished_at=utcnow(),
+                        progress=1.0 if status == JobStatus.SUCCEEDED else Analysis.progress,
+                        message=status if error is None else error.splitlines()[0])
+                .execution_options(synchronize_session=False)).rowcount
+
+    # The outcome is known: waited for as long as the database is away. A worker shutting down
+    # first leaves the row running, and the reapers fail it.
+    try:
+        owned = with_retries(write, link=beat.link, grace_s=None,
+                             what=f"recording analysis {analysis_id} {status}",
+                             give_up=worker_shutting_down)
+    except DatabaseUnreachable as unreachable:
+        log.error("analysis %s: %s", analysis_id, unreachable)
+        return "lost"
     return status if owned else "lost"

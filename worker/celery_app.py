@@ -22,17 +22,15 @@ from worker.heartbeat import Heartbeat
 class PruneboardCelery(Celery):
     settings: Settings
 
-    def enqueue(self, job_id: int) -> None:
-        # By name, like the API does: the message is the same whoever sends it.
-        self.send_task(RUN_JOB_TASK, args=[job_id], queue=self.settings.queue_name)
-
     def heartbeat(self) -> Heartbeat:
         """This process's heartbeat, created on first use. Keyed by pid: a forked child (a prefork
         pool) must not reuse its parent's, whose thread did not survive the fork."""
         with _heartbeat_lock:
             pid, beat = getattr(self, "_heartbeat_of_pid", (None, None))
             if pid != os.getpid() or beat is None:
-                beat = Heartbeat(self.settings, resend=self.enqueue)
+                # Sends through backend.queue, by task name, like the API: the same message
+                # whoever sends it, with the producer's short timeouts.
+                beat = Heartbeat(self.settings)
                 self._heartbeat_of_pid = (os.getpid(), beat)
             return beat
 
@@ -81,7 +79,7 @@ def make_celery(settings: Settings) -> PruneboardCelery:
     def run_job(job_id: int) -> str:
         beat = app.heartbeat()
         beat.start()  # already running under the solo pool; a prefork child starts its own
-        return tasks.run_job(int(job_id), settings=settings, beat=beat, resend=app.enqueue)
+        return tasks.run_job(int(job_id), settings=settings, beat=beat)
 
     @app.task(name=RUN_ANALYSIS_TASK, ignore_result=True, acks_late=True)
     def run_analysis(analysis_id: int) -> str:

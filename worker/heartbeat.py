@@ -10,8 +10,13 @@ Every ``heartbeat_interval_s`` the thread
 - touches ``heartbeat_at`` of the loss-valley analysis it runs, if any;
 - reaps: jobs still 'running' whose heartbeat is older than ``heartbeat_timeout_s`` lost their
   worker (killed, machine gone); they are requeued from their last checkpoint, or failed once
-  they used ``max_attempts``, and their task is re-sent after the commit (worker.jobs). Lost
-  analyses are failed (they are cheap to start again).
+  their worker losses reach ``max_attempts``, and their task is sent after the commit
+  (worker.jobs). Lost analyses are failed (they are cheap to start again). A reaper judges
+  heartbeats only once this process has reached the database without a break (nor a stall of
+  its own) for ``heartbeat_timeout_s`` (worker.outage): after an outage every live worker has
+  beaten again;
+- every ``dispatch_interval_s``, sends the outbox's pending (or evidently lost) run messages
+  (backend.queue.dispatch_due), as the API does: a fleet without an API up still recovers.
 
 Every worker reaps, so recovery needs no scheduler of its own: any live worker notices a dead one.
 """
@@ -31,9 +36,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.db import session_scope
 from backend.models import Analysis, Job, Worker, utcnow
+from backend.queue import Sender, dispatch_due, dispatch_now
+from backend.services.dispatch import Message
 from backend.settings import Settings
 from pruneboard.status import JobStatus
 from worker.jobs import reap_lost_analyses, reap_lost_jobs
+from worker.outage import Connectivity, first_line, is_connection_error
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +79,19 @@ def _gpu_info(device: str) -> tuple[str | None, int | None]:
 
 
 class Heartbeat:
-    def __init__(self, settings: Settings, *, resend: Callable[[int], None],
-                 device: str | None = None):
+    def __init__(self, settings: Settings, *, send: Sender | None = None,
+                 device: str | None = None, link: Connectivity | None = None):
         self.settings = settings
         self.device = device or worker_device()
         label = _device_label(self.device)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{label}"
+        # This process's contact with the database, shared with its runs' writers.
+        self.link = link or Connectivity()
         self._label = label
         self._url = settings.resolved_database_url
-        self._resend = resend
+        self._send = send  # None: backend.queue's producer
+        self._dispatched_at: float | None = None  # time.monotonic() of the last dispatch
+        self._judging = False
         self._gpu_name, self._gpu_memory_mb = _gpu_info(self.device)
         self._job: tuple[int, int] | None = None  # (job id, attempt)
         self._analysis: int | None = None
@@ -87,7 +99,7 @@ class Heartbeat:
         self._lost = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._failing = False
+        self._failing: set[str] = set()  # the actions whose last try failed
         self._datasets: list[dict] = []
         self._scanned_at: float | None = None  # time.monotonic() of the last scan
 
@@ -98,6 +110,7 @@ class Heartbeat:
             return
         self._safely(self.beat)
         self._safely(self.reap)
+        self._safely(self.dispatch)
         self._thread = threading.Thread(target=self._run, daemon=True, name="heartbeat")
         self._thread.start()
 
@@ -184,21 +197,43 @@ class Heartbeat:
             self._cancel.set()
 
     def reap(self) -> list[int]:
+        """Requeue (or fail) the jobs of workers that stopped beating; returns the requeued ids.
+        Nothing is judged until this process has reached the database for a whole
+        ``heartbeat_timeout_s`` without a break: right after an outage every heartbeat is old,
+        because nobody could write one."""
         settings = self.settings
+        judging = self.link.connected_for() >= settings.heartbeat_timeout_s
+        if judging != self._judging:
+            self._judging = judging
+            if not judging:
+                log.info("not judging heartbeats until the database has been reachable for "
+                         "%.0f s", settings.heartbeat_timeout_s)
+        if not judging:
+            return []
         with session_scope(self._url) as session:
             reaped = reap_lost_jobs(session, timeout_s=settings.heartbeat_timeout_s,
-                                    max_attempts=settings.max_attempts)
+                                    max_losses=settings.max_attempts)
             reap_lost_analyses(session, timeout_s=settings.heartbeat_timeout_s)
             cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
             session.execute(delete(Worker).where(Worker.heartbeat_at < cutoff))
         for job in reaped:
-            log.warning("job %s: worker %s lost during attempt %s -> %s", job.job_id,
-                        job.lost_worker, job.attempt, job.status)
+            log.warning("job %s: worker %s lost during attempt %s (loss %s of %s) -> %s",
+                        job.job_id, job.lost_worker, job.attempt, job.worker_losses,
+                        settings.max_attempts, job.status)
         requeued = [job.job_id for job in reaped if job.status == JobStatus.QUEUED]
         # Only after the commit: a worker taking the message must find the job 'queued'.
-        for job_id in requeued:
-            self._resend(job_id)
+        dispatch_now(settings, [Message("job", job_id) for job_id in requeued], send=self._send)
         return requeued
+
+    def dispatch(self) -> int:
+        """Send the outbox's due messages, at most every ``dispatch_interval_s``."""
+        interval = self.settings.dispatch_interval_s
+        moment = time.monotonic()
+        if interval <= 0 or (self._dispatched_at is not None
+                             and moment - self._dispatched_at < interval):
+            return 0
+        self._dispatched_at = moment
+        return dispatch_due(self.settings, send=self._send)
 
     def _unregister(self) -> None:
         with session_scope(self._url) as session:
@@ -206,20 +241,37 @@ class Heartbeat:
 
     def _run(self) -> None:
         interval = self.settings.heartbeat_interval_s
+        last = time.monotonic()
         while not self._stopping.wait(interval):
+            started = time.monotonic()
+            if started - last > self.settings.heartbeat_timeout_s / 2:
+                # A starved or paused process looks dead to the others' reapers, and, if the
+                # whole host stalled, the others look dead to it: it judges no heartbeat until
+                # it has been running smoothly for a timeout again.
+                log.warning("heartbeat of %s late: %.1f s since the last tick", self.worker_id,
+                            started - last)
+                self.link.interrupted()
+            last = started
             self._safely(self.beat)
             self._safely(self.reap)
+            self._safely(self.dispatch)
+            took = time.monotonic() - started
+            if took > self.settings.heartbeat_timeout_s / 4:
+                log.warning("heartbeat tick of %s took %.1f s", self.worker_id, took)
 
     def _safely(self, action: Callable[[], object]) -> None:
-        # A database hiccup must not kill the thread; the next tick tries again, and a job whose
-        # heartbeat stays stale long enough is recovered by the reapers. The traceback is logged
-        # once per outage, not twice a second.
+        # A database hiccup must not kill the thread: the next tick (every heartbeat interval)
+        # is the retry. The traceback is logged once per outage, not twice a second.
+        name = action.__name__
         try:
             action()
         except Exception as error:
-            log.warning("heartbeat %s of %s failed: %s", action.__name__, self.worker_id,
-                        str(error).splitlines()[0] if str(error) else type(error).__name__,
-                        exc_info=not self._failing)
-            self._failing = True
+            if is_connection_error(error):
+                self.link.failed()
+            log.warning("heartbeat %s of %s failed: %s", name, self.worker_id,
+                        first_line(error), exc_info=name not in self._failing)
+            self._failing.add(name)
         else:
-            self._failing = False
+            if action == self.beat:
+                self.link.reached()
+            self._failing.discard(name)

@@ -5,6 +5,10 @@ and every later write of that run is conditioned on the same ``attempt``. A work
 presumed dead and whose job was requeued (and perhaps claimed again) therefore cannot overwrite
 the newer run's state: its conditional UPDATE matches no row and it learns it lost the job.
 
+``attempt`` counts leases, not failures: ``worker_losses`` counts the runs whose worker went away
+(reaped), and only those use up the job's ``max_attempts``; a hand-back (shutdown, a database
+outage) counts nothing.
+
 None of these functions commit; the caller's ``session_scope`` is the one transaction, so a status
 change, its ``JobChange`` row and its log line land together or not at all.
 """
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, or_, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.models import Analysis, Job, JobChange, JobLog, utcnow
@@ -33,6 +37,7 @@ class Reaped:
     job_id: int
     status: JobStatus  # queued (to be re-sent), failed or cancelled
     attempt: int
+    worker_losses: int
     lost_worker: str | None
 
 
@@ -57,10 +62,21 @@ def claim_job(session: Session, job_id: int, worker_id: str) -> Claim | None:
         .execution_options(synchronize_session=False)
     ).first()
     if row is None:
-        return None
+        return _own_claim(session, job_id, worker_id)
     add_history(session, job_id, JobStatus.RUNNING, f"attempt {row.attempt} started on {worker_id}",
                 step=row.step, latest=row.latest)
     return Claim(attempt=row.attempt, config=row.config)
+
+
+def _own_claim(session: Session, job_id: int, worker_id: str) -> Claim | None:
+    """The job runs under this very process already: a claim whose commit went through while
+    the connection broke (so it was retried), or a run of ours whose outcome was never written.
+    This process runs one job at a time and is claiming, so it is not running it: take it on."""
+    row = session.execute(
+        select(Job.attempt, Job.config)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.worker_id == worker_id)
+    ).first()
+    return None if row is None else Claim(attempt=row.attempt, config=row.config)
 
 
 def cancel_queued_job(session: Session, job_id: int) -> bool:
@@ -100,11 +116,13 @@ def finish_job(session: Session, job_id: int, attempt: int, status: JobStatus, m
 
 
 def requeue_job(session: Session, job_id: int, attempt: int, message: str) -> bool:
-    """Hand a job this worker is running back to the queue (the worker is shutting down)."""
+    """Hand a job this worker is running back to the queue (the worker is shutting down, or
+    the database was unreachable too long), its run message owed in the same transaction. No
+    worker loss is counted: the worker is not gone."""
     row = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.attempt == attempt)
-        .values(status=JobStatus.QUEUED)
+        .values(status=JobStatus.QUEUED, dispatched_at=None)
         .returning(Job.step, Job.latest)
         .execution_options(synchronize_session=False)
     ).first()
@@ -114,44 +132,49 @@ def requeue_job(session: Session, job_id: int, attempt: int, message: str) -> bo
     return row is not None
 
 
-def reap_lost_jobs(session: Session, *, timeout_s: float, max_attempts: int) -> list[Reaped]:
-    """Jobs whose worker stopped heart-beating: requeued, or failed after ``max_attempts``, or
-    cancelled when a cancel was pending.
+def reap_lost_jobs(session: Session, *, timeout_s: float, max_losses: int) -> list[Reaped]:
+    """Jobs whose worker stopped heart-beating lost it (killed, machine gone): one more worker
+    loss each; requeued from the last checkpoint (run message owed in this transaction), failed
+    once they reach ``max_losses``, or cancelled when a cancel was pending. Call only when this
+    process has reached the database long enough to trust what the heartbeats say (see
+    worker.outage).
 
     One UPDATE ... WHERE status='running' AND heartbeat_at < cutoff: when two workers reap at the
     same moment, PostgreSQL re-checks the WHERE after the first one's commit (SQLite serialises
-    writers), so each lost job is taken by exactly one reaper and re-sent exactly once.
+    writers), so each lost job is taken by exactly one reaper and counted exactly once.
     """
     now = utcnow()
     cutoff = now - timedelta(seconds=timeout_s)
+    losses = Job.worker_losses + 1
     outcome = case((Job.cancel_requested.is_(True), JobStatus.CANCELLED),
-                   (Job.attempt >= max_attempts, JobStatus.FAILED), else_=JobStatus.QUEUED)
+                   (losses >= max_losses, JobStatus.FAILED), else_=JobStatus.QUEUED)
     finished = case((Job.cancel_requested.is_(True), now),
-                    (Job.attempt >= max_attempts, now), else_=None)
+                    (losses >= max_losses, now), else_=None)
     rows = session.execute(
         update(Job)
         .where(Job.status == JobStatus.RUNNING,
                or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff))
-        .values(status=outcome, finished_at=finished)
-        .returning(Job.id, Job.status, Job.attempt, Job.worker_id, Job.step, Job.latest)
+        .values(status=outcome, finished_at=finished, worker_losses=losses, dispatched_at=None)
+        .returning(Job.id, Job.status, Job.attempt, Job.worker_losses, Job.worker_id, Job.step,
+                   Job.latest)
         .execution_options(synchronize_session=False)
     ).all()
     reaped = []
     for row in rows:
         lost = f"worker {row.worker_id} lost"
+        count = f"loss {row.worker_losses} of {max_losses} allowed"
         status = JobStatus(row.status)
         if status == JobStatus.QUEUED:
-            message = (f"{lost} during attempt {row.attempt} of {max_attempts}; requeued from "
-                       f"its last checkpoint")
+            message = f"{lost} ({count}); requeued from its last checkpoint"
         elif status == JobStatus.FAILED:
-            message = f"worker lost {row.attempt} times (last: {row.worker_id}); giving up"
+            message = f"{lost} ({count}); giving up"
             session.execute(update(Job).where(Job.id == row.id).values(error=message)
                             .execution_options(synchronize_session=False))
         else:
             message = f"{lost}; cancelled as requested"
         add_history(session, row.id, status, message, step=row.step, latest=row.latest,
                     level="warning" if status != JobStatus.CANCELLED else "info")
-        reaped.append(Reaped(row.id, status, row.attempt, row.worker_id))
+        reaped.append(Reaped(row.id, status, row.attempt, row.worker_losses, row.worker_id))
     return reaped
 
 

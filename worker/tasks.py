@@ -3,8 +3,9 @@
 The message carries only the id; the config, status and cancel flag are read from the database,
 so a redelivered or duplicated message is harmless: the claim succeeds only on a queued job.
 Every outcome is written in one transaction with its history rows, and nothing is left 'running'
-when the task returns, except when the database itself is unreachable: then the job's heartbeat
-goes stale and the reapers requeue it.
+when the task returns. A database outage is waited out (worker.outage): writes are retried, and
+a run whose database stays away past ``db_outage_grace_s`` stops and hands its job back once it
+can write again, counting no worker loss.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import math
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from celery.exceptions import Reject
@@ -21,40 +22,49 @@ from sqlalchemy.orm import Session
 
 from backend.db import session_scope
 from backend.models import Job
-from backend.queue import enqueue_analysis
+from backend.queue import dispatch_now
 from backend.services.analyses import create_analysis
 from backend.services.artifacts import export_dir
+from backend.services.dispatch import Message
 from backend.settings import Settings
 from pruneboard.status import JobStatus
 from pruning import ConfigError, TrainConfig, TrainingError, TrainingStopped, train
 from pruning.checkpoint import CheckpointError, checkpoint_path
 from pruning.data import DatasetError, resolve_data_dir
 from worker.heartbeat import Heartbeat
-from worker.jobs import cancel_queued_job, claim_job, finish_job, requeue_job
+from worker.jobs import Claim, cancel_queued_job, claim_job, finish_job, requeue_job
+from worker.outage import DatabaseUnreachable, with_retries
 from worker.writer import EventWriter
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-def run_job(job_id: int, *, settings: Settings, beat: Heartbeat,
-            resend: Callable[[int], None]) -> str:
+def run_job(job_id: int, *, settings: Settings, beat: Heartbeat) -> str:
     """Run one job to its end; returns the status it ended in ('skipped' when not claimed)."""
     url = settings.resolved_database_url
-    if _worker_shutting_down():
-        # A stopping worker would claim the job only to hand it back at once, spending one of
-        # its attempts: put the message back untouched for the next worker instead.
+    if worker_shutting_down():
+        # A stopping worker would claim the job only to hand it back at once: put the message
+        # back untouched for the next worker instead.
         raise Reject(f"worker shutting down; job {job_id} left for the next worker",
                      requeue=True)
-    with session_scope(url) as session:
-        claim = claim_job(session, job_id, beat.worker_id)
-        cancelled = claim is None and cancel_queued_job(session, job_id)
+
+    def take() -> tuple[Claim | None, bool]:
+        with session_scope(url) as session:
+            claim = claim_job(session, job_id, beat.worker_id)
+            return claim, claim is None and cancel_queued_job(session, job_id)
+
+    # Past the grace this raises: the message is acknowledged, the job stays queued, and the
+    # dispatchers send it again once a worker sits idle.
+    claim, cancelled = with_retries(take, link=beat.link, grace_s=settings.db_outage_grace_s,
+                                    what=f"claiming job {job_id}")
     if claim is None:
         log.info("job %s not claimed (%s)", job_id,
                  "cancelled before it started" if cancelled else "not queued")
         return JobStatus.CANCELLED if cancelled else "skipped"
     beat.set_job(job_id, claim.attempt)
     try:
-        return _run_claimed(job_id, claim.attempt, claim.config, settings, beat, resend)
+        return _run_claimed(job_id, claim.attempt, claim.config, settings, beat)
     finally:
         beat.clear_job()
 
@@ -80,33 +90,51 @@ def job_config(values: dict[str, Any], settings: Settings, job_id: int,
 
 
 def _run_claimed(job_id: int, attempt: int, values: dict[str, Any], settings: Settings,
-                 beat: Heartbeat, resend: Callable[[int], None]) -> str:
+                 beat: Heartbeat) -> str:
     url = settings.resolved_database_url
+    grace = settings.db_outage_grace_s
+    outage_s: float | None = None  # set when the run stops because the database is away
 
     def finish(status: JobStatus, message: str, **fields) -> str:
-        with session_scope(url) as session:
-            owned = finish_job(session, job_id, attempt, status, message, **fields)
-        return status if owned else "lost"
+        def write() -> bool:
+            with session_scope(url) as session:
+                return finish_job(session, job_id, attempt, status, message, **fields)
+
+        # The outcome is known and must be stored: waited for as long as the database is away.
+        owned = _until_written(write, beat, f"recording job {job_id} {status}")
+        return status if owned else "lost"  # None (shutting down first) is "lost" too
 
     def stop_requested() -> bool:
-        return beat.should_stop() or _worker_shutting_down()
+        nonlocal outage_s
+        if beat.link.down_for() >= grace:
+            outage_s = beat.link.down_for()
+            return True
+        return beat.should_stop() or worker_shutting_down()
 
     writer = None
     try:
         config = job_config(values, settings, job_id, beat.device)
         checkpoint = checkpoint_path(config.checkpoint_dir)
-        writer = EventWriter(settings, job_id, attempt=attempt)
+        writer = EventWriter(settings, job_id, attempt=attempt, link=beat.link)
         summary = train(config, writer, should_stop=stop_requested,
                         resume_from=checkpoint if checkpoint.is_file() else None)
-    except TrainingStopped as stopped:
+    except (TrainingStopped, DatabaseUnreachable) as stopped:
+        if isinstance(stopped, DatabaseUnreachable):
+            outage_s = stopped.seconds
         if not _close(writer, job_id):
             return "lost"
         if beat.lost():
             log.warning("job %s was requeued while this worker ran it; dropped", job_id)
             return "lost"
+        if outage_s is not None:
+            return _hand_back(settings, job_id, attempt, beat,
+                              f"database unreachable for {outage_s:.0f} s; handed back, no "
+                              f"attempt counted", wait=True)
         if beat.cancel_requested():
             return finish(JobStatus.CANCELLED, f"cancelled on request ({stopped})")
-        return _hand_back(url, job_id, attempt, beat, resend)
+        return _hand_back(settings, job_id, attempt, beat,
+                          f"worker {beat.worker_id} shutting down; requeued from the last "
+                          f"checkpoint")
     except Exception as error:
         # Not retried: a deterministic failure would fail again. Returning normally lets
         # acks_late acknowledge the message.
@@ -120,23 +148,36 @@ def _run_claimed(job_id: int, attempt: int, values: dict[str, Any], settings: Se
     except BaseException:
         # Cold shutdown (WorkerTerminate, SystemExit, KeyboardInterrupt) inside the run.
         _close(writer, job_id)
-        _hand_back(url, job_id, attempt, beat, resend)
+        _hand_back(settings, job_id, attempt, beat,
+                   f"worker {beat.worker_id} shutting down; requeued from the last checkpoint")
         raise
     if not _close(writer, job_id):
         return "lost"
     kinds = list(config.analyses) if config.reference != "none" else []
-    with session_scope(url) as session:
-        owned = finish_job(session, job_id, attempt, JobStatus.SUCCEEDED, "succeeded",
-                           summary=json_safe(summary))
-        # Queued in the same transaction: whoever sees the job succeeded sees its analysis.
-        analysis_id = _queue_analysis(session, job_id, kinds) if owned and kinds else None
+
+    def succeed() -> tuple[bool, int | None]:
+        with session_scope(url) as session:
+            owned = finish_job(session, job_id, attempt, JobStatus.SUCCEEDED, "succeeded",
+                               summary=json_safe(summary))
+            # Queued in the same transaction: whoever sees the job succeeded sees its analysis.
+            return owned, (_queue_analysis(session, job_id, kinds) if owned and kinds else None)
+
+    owned, analysis_id = _until_written(succeed, beat, f"recording job {job_id} succeeded") or (
+        False, None)
     if analysis_id is not None:
-        try:
-            enqueue_analysis(settings, analysis_id)
-        except Exception:
-            # The job succeeded; the queued row stays visible and a POST starts another.
-            log.exception("could not send analysis %s of job %s", analysis_id, job_id)
+        dispatch_now(settings, [Message("analysis", analysis_id)])  # else the dispatchers
     return JobStatus.SUCCEEDED if owned else "lost"
+
+
+def _until_written(write: Callable[[], T], beat: Heartbeat, what: str) -> T | None:
+    """``write()``, retried for as long as the database is away; None when the worker shuts
+    down first (the job's heartbeat then goes stale and the reapers recover it)."""
+    try:
+        return with_retries(write, link=beat.link, grace_s=None, what=what,
+                            give_up=worker_shutting_down)
+    except DatabaseUnreachable as error:
+        log.error("%s: gave up, the worker is shutting down (%s)", what, error)
+        return None
 
 
 def _queue_analysis(session: Session, job_id: int, kinds: list[str]) -> int:
@@ -145,28 +186,35 @@ def _queue_analysis(session: Session, job_id: int, kinds: list[str]) -> int:
     return create_analysis(session, job, reference=None, options={"kinds": kinds}).id
 
 
-def _hand_back(url: str, job_id: int, attempt: int, beat: Heartbeat,
-               resend: Callable[[int], None]) -> str:
-    """The worker is shutting down mid-run: requeue the job from its last checkpoint now instead
-    of waiting for the reapers to time out."""
+def _hand_back(settings: Settings, job_id: int, attempt: int, beat: Heartbeat, message: str, *,
+               wait: bool = False) -> str:
+    """Requeue the job from its last checkpoint now, counting no worker loss, instead of
+    leaving it to the reapers: the worker is shutting down, or (``wait``: retried for as long
+    as the database is away) the database was unreachable past the grace."""
+    def requeue() -> bool:
+        with session_scope(settings.resolved_database_url) as session:
+            return requeue_job(session, job_id, attempt, message)
+
     try:
-        with session_scope(url) as session:
-            owned = requeue_job(session, job_id, attempt,
-                                f"worker {beat.worker_id} shutting down; requeued from the last "
-                                f"checkpoint")
-        if owned:
-            resend(job_id)
+        if wait:
+            owned = bool(_until_written(requeue, beat, f"handing job {job_id} back"))
+        else:
+            owned = with_retries(requeue, link=beat.link, grace_s=settings.db_outage_grace_s,
+                                 what=f"handing job {job_id} back")
     except Exception:
         log.exception("could not requeue job %s; the reapers will", job_id)
         return "lost"
+    if owned:
+        dispatch_now(settings, [Message("job", job_id)])  # else the dispatchers, later
     return JobStatus.QUEUED if owned else "lost"
 
 
 def _close(writer: EventWriter | None, job_id: int) -> bool:
+    """Write the run's last metrics, for as long as the database is away."""
     if writer is None:
         return True
     try:
-        writer.close()
+        writer.close(give_up=worker_shutting_down)
     except Exception:
         log.exception("could not write the last metrics of job %s; the reapers will requeue it",
                       job_id)
@@ -174,7 +222,7 @@ def _close(writer: EventWriter | None, job_id: int) -> bool:
     return True
 
 
-def _worker_shutting_down() -> bool:
+def worker_shutting_down() -> bool:
     # Celery's warm shutdown (SIGTERM, first Ctrl-C) sets this flag and otherwise waits for the
     # running task to finish, which for a training job may be hours away.
     from celery.worker import state

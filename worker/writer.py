@@ -10,14 +10,18 @@ step (a run resumed from its checkpoint re-emits what came after it) never dupli
 Before the engine writes a checkpoint at step s, every point up to s is committed: resuming from
 that checkpoint re-emits only steps after s, so a point buffered but not yet flushed when a worker
 dies would otherwise be lost for good.
+
+A database outage stalls the writes, not the run (worker.outage): the background thread keeps
+its batch and tries again, and a flush the training thread waits on (before a checkpoint, or
+when the backlog is full) retries with backoff for up to ``db_outage_grace_s``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -28,22 +32,18 @@ from backend.models import Artifact, Job, JobChange, JobLog, utcnow
 from backend.services.ingest import insert_points
 from backend.settings import Settings
 from pruneboard.status import JobStatus
+from worker.outage import Connectivity, is_connection_error, with_retries
+from worker.series import (
+    LAYER_PREFIX,
+    VALLEY_BARRIER,
+    VALLEY_BARRIER_ABOVE_ENDS,
+    VALLEY_PREFIX,
+    compact_line,
+    finite,
+    series,
+)
 
 log = logging.getLogger(__name__)
-
-# Every run's series; train and eval events may carry more (the SGD twin's reference_* losses,
-# a baseline method's own numbers), and every finite number in them is stored the same way.
-TRAIN_KEYS = ("train_loss", "lr", "threshold", "weight_sparsity", "group_sparsity",
-              "remaining_params", "remaining_flops", "norm_ratio")
-EVAL_KEYS = ("test_loss", "test_accuracy", "test_top5")
-LAYER_PREFIX = "layer_group_sparsity/"
-# The live valley check: its barrier, and the loss at each t of the latest line (one series per
-# t, so the latest curve is read from the job's latest values).
-VALLEY_BARRIER = "valley_barrier"  # height above the chord between the ends
-VALLEY_BARRIER_ABOVE_ENDS = "valley_barrier_above_ends"
-VALLEY_PREFIX = "valley_path/"
-_NOT_SERIES = {"type", "step", "epoch", "elapsed_s"}
-
 
 class EventWriter:
     """Callable on engine events; ``close()`` writes what is left.
@@ -59,10 +59,13 @@ class EventWriter:
 
     _BACKLOG_BATCHES = 20
 
-    def __init__(self, settings: Settings, job_id: int, *, attempt: int | None = None):
+    def __init__(self, settings: Settings, job_id: int, *, attempt: int | None = None,
+                 link: Connectivity | None = None):
         self.job_id = job_id
         self.attempt = attempt
         self._url = settings.resolved_database_url
+        self._link = link or Connectivity()
+        self._grace_s = settings.db_outage_grace_s
         self._interval = settings.metric_flush_interval_s
         self._max_points = settings.metric_flush_points
         self._buffer = threading.Condition()  # guards the buffered state below
@@ -73,9 +76,13 @@ class EventWriter:
         self._artifacts_written = False
         self._job_values: dict[str, Any] = {}
         self._step: int | None = None
-        with get_engine(self._url).connect() as connection:
-            # Continue the job's latest values, so a resumed run keeps e.g. test_accuracy.
-            stored = connection.scalar(select(Job.latest).where(Job.id == job_id))
+        def stored_latest() -> dict[str, Any] | None:
+            with get_engine(self._url).connect() as connection:
+                return connection.scalar(select(Job.latest).where(Job.id == job_id))
+
+        # Continue the job's latest values, so a resumed run keeps e.g. test_accuracy.
+        stored = with_retries(stored_latest, link=self._link, grace_s=self._grace_s,
+                              what=f"reading job {job_id}")
         self._latest: dict[str, Any] = dict(stored or {})
         self._last_flush = time.monotonic()
         self._checkpoint_steps: tuple[int, int] | None = None  # (steps_per_epoch, interval)
@@ -91,13 +98,13 @@ class EventWriter:
         scalars: dict[str, Any] = {}
         sync = False
         if kind == "train":
-            scalars = _series(event)
+            scalars = series(event)
             points = list(scalars.items())
             points += [(LAYER_PREFIX + layer, value)
                        for layer, value in event.get("layer_group_sparsity", {}).items()]
             sync = self._checkpoint_follows(step, last_event=False)
         elif kind == "eval":
-            scalars = _series(event)
+            scalars = series(event)
             points = list(scalars.items())
             sync = self._checkpoint_follows(step, last_event=True)
         elif kind == "valley":
@@ -107,7 +114,7 @@ class EventWriter:
                             for t, loss in zip(event["t"], event["train_loss"], strict=True)})
             points = list(scalars.items())
         elif kind == "compact":
-            self._add_log("info", _compact_line(event))
+            self._add_log("info", compact_line(event))
         elif kind == "compact_error":
             self._add_log("warning", event["message"])
         elif kind == "artifact":
@@ -122,12 +129,12 @@ class EventWriter:
         elif kind == "error":
             self._add_log("error", event["message"])
             sync = True
-        rows = [(key, step, float(value), now) for key, value in points if _finite(value)]
+        rows = [(key, step, float(value), now) for key, value in points if finite(value)]
         with self._buffer:
             self._points.extend(rows)
             if kind in ("train", "eval", "valley"):
                 self._step = step
-                self._latest.update({k: v for k, v in scalars.items() if _finite(v)})
+                self._latest.update({k: v for k, v in scalars.items() if finite(v)})
                 if "epoch" in event:
                     self._latest["epoch"] = event["epoch"]
             waiting = len(self._points)
@@ -137,8 +144,24 @@ class EventWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write everything buffered, in one transaction, and return when it is committed. On
-        failure the batch goes back to the front of the buffer, so the next flush retries it."""
+        """Write everything buffered, in one transaction, and return when it is committed.
+        Connection errors are retried with backoff until the database has been unreachable for
+        ``db_outage_grace_s`` (then DatabaseUnreachable); on failure the batch goes back to the
+        front of the buffer, so the next flush retries it."""
+        self._flush(grace_s=self._grace_s)
+
+    def close(self, *, give_up: Callable[[], bool] = lambda: False) -> None:
+        """Stop the background thread and write what is left, waiting as long as the database
+        is away (until ``give_up()``; raises if that fails)."""
+        with self._buffer:
+            self._closed = True
+            self._buffer.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+        self._flush(grace_s=None, give_up=give_up)
+
+    def _flush(self, *, grace_s: float | None, give_up: Callable[[], bool] = lambda: False,
+               once: bool = False) -> None:
         with self._flush_lock:
             with self._buffer:
                 points, logs, job_values = self._points, self._logs, self._job_values
@@ -149,10 +172,18 @@ class EventWriter:
                 self._last_flush = time.monotonic()
             if not (points or logs or job_values or artifacts):
                 return
-            try:
+
+            def write() -> None:
                 with session_scope(self._url) as session:
                     self._write(session, points, logs, job_values, step, latest)
                     self._write_artifacts(session, artifacts)
+
+            try:
+                if once:
+                    _once(write, self._link)
+                else:
+                    with_retries(write, link=self._link, grace_s=grace_s, give_up=give_up,
+                                 what=f"writing metrics of job {self.job_id}")
             except BaseException:
                 with self._buffer:
                     self._points[:0] = points
@@ -160,15 +191,8 @@ class EventWriter:
                     self._artifacts[:0] = artifacts
                     self._job_values = {**job_values, **self._job_values}
                 raise
-
-    def close(self) -> None:
-        """Stop the background thread and write what is left (raises if that fails)."""
-        with self._buffer:
-            self._closed = True
-            self._buffer.notify()
-        if self._thread is not threading.current_thread():
-            self._thread.join()
-        self.flush()
+            if artifacts:
+                self._artifacts_written = True  # only once committed: a retry clears again
 
     def _write(self, session: Session, points: list[tuple], logs: list[tuple[str, str]],
                job_values: dict[str, Any], step: int | None, latest: dict[str, Any]) -> None:
@@ -200,7 +224,6 @@ class EventWriter:
             clear = clear.where(Artifact.name.in_([a["name"] for a in artifacts]))
         session.execute(clear)
         session.execute(insert(Artifact), [{"job_id": self.job_id, **a} for a in artifacts])
-        self._artifacts_written = True
 
     def _on_start(self, event: dict) -> None:
         with self._buffer:
@@ -251,7 +274,8 @@ class EventWriter:
             if not due:
                 continue
             try:
-                self.flush()
+                # One try: the next round is the retry, and the training thread never waits.
+                self._flush(grace_s=None, once=True)
                 failing = False
             except Exception as error:  # kept for the next try; close() reports a lasting one
                 log.warning("writing metrics of job %s failed, will retry: %s", self.job_id,
@@ -261,19 +285,11 @@ class EventWriter:
                 time.sleep(self._interval)
 
 
-def _series(event: dict) -> dict[str, float]:
-    return {k: v for k, v in event.items()
-            if k not in _NOT_SERIES and not isinstance(v, bool) and _finite(v)}
-
-
-def _compact_line(event: dict) -> str:
-    speedups = ", ".join(f"{row['device']} batch {row['batch_size']} {row['speedup']:.2f}×"
-                         for row in event.get("latency", []))
-    return (f"compact network: {event['compact_params']:,} of {event['dense_params']:,} params, "
-            f"test accuracy {event['compact_test_accuracy']:.4f}"
-            + (f"; measured speedup {speedups}" if speedups else ""))
-
-
-def _finite(value: Any) -> bool:
-    # SQLite stores NaN as NULL (the column is NOT NULL) and JSON has no NaN: keep them out.
-    return isinstance(value, int | float) and math.isfinite(value)
+def _once(write: Callable[[], None], link: Connectivity) -> None:
+    try:
+        write()
+    except Exception as error:
+        if is_connection_error(error):
+            link.failed()
+        raise
+    link.reached()

@@ -1,5 +1,6 @@
 """Loss-valley analyses: which job pairs may be compared, and the rows that track each run.
-Plain functions that never commit (see backend.services.jobs)."""
+Plain functions that never commit (see backend.services.jobs); the caller sends the run message
+after its commit (backend.queue.dispatch_now)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ class BadReference(ValueError):
 
 
 def create_analysis(session: Session, job: Job, *, reference: Job | None,
-                    options: dict[str, Any]) -> Analysis:
-    """Queue an analysis of ``job`` against ``reference`` (None: the job's own SGD twin)."""
+                    options: dict[str, Any], owner: str | None = None) -> Analysis:
+    """Queue an analysis of ``job`` against ``reference`` (None: the job's own SGD twin) for
+    ``owner`` (default: the job's owner, as for the analysis a worker starts after a twin job);
+    its run message is owed from this transaction on (backend.services.dispatch)."""
     if job.status != JobStatus.SUCCEEDED:
         raise IllegalTransition(f"job {job.id} is {job.status}; analyses need a job that "
                                 f"succeeded")
@@ -44,7 +47,7 @@ def create_analysis(session: Session, job: Job, *, reference: Job | None,
                                 f"for one to finish")
     analysis = Analysis(job_id=job.id, reference_job_id=reference.id if reference else None,
                         options=options, status=JobStatus.QUEUED, progress=0.0,
-                        message="queued")
+                        message="queued", owner=owner or job.owner, dispatched_at=None)
     session.add(analysis)
     session.flush()
     return analysis

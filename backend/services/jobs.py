@@ -65,9 +65,10 @@ def list_jobs(session: Session, filters: JobFilter, *, limit: int, offset: int
     if filters.tag:
         query = query.where(Job.id.in_(select(JobTag.job_id).where(JobTag.tag == filters.tag)))
     if filters.text:
-        pattern = f"%{filters.text.lower()}%"
-        query = query.where(or_(*(func.lower(column).like(pattern) for column in
-                                  (Job.name, Job.model, Job.dataset, Job.method, Job.owner))))
+        # autoescape: the text as typed, its % and _ matching themselves, not any characters.
+        text = filters.text.lower()
+        query = query.where(or_(*(func.lower(column).contains(text, autoescape=True) for column
+                                  in (Job.name, Job.model, Job.dataset, Job.method, Job.owner))))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     jobs = session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset)).all()
     return list(jobs), total or 0
@@ -104,8 +105,9 @@ def retry_job(session: Session, job: Job) -> Job:
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise IllegalTransition(f"only failed or cancelled jobs can be retried; job {job.id} is "
                                 f"{job.status}")
-    job.status, job.cancel_requested, job.error, job.finished_at = (
-        JobStatus.QUEUED, False, None, None)
+    # A retry is a fresh start for the count of lost workers, as it is for the error.
+    job.status, job.cancel_requested, job.error, job.finished_at, job.worker_losses = (
+        JobStatus.QUEUED, False, None, None, 0)
     record_change(session, job, note="retry requested")
     add_log(session, job.id, "retry requested: resumes from the last checkpoint")
     return job

@@ -173,7 +173,8 @@ class JobSpec(BaseModel):
         if not isinstance(values, dict) or values.get("method", "sdprun") not in \
                 catalog.DUAL_AVERAGING:
             return values
-        family = catalog.MODEL_FAMILIES.get(values.get("model", "mlp"))
+        model = values.get("model", "mlp")
+        family = catalog.MODEL_FAMILIES.get(model) if isinstance(model, str) else None
         if family is None:
             return values  # an unknown model: the model field's own error says so
         return {**catalog.THRESHOLD_DEFAULTS[family], **values}

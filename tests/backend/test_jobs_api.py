@@ -51,6 +51,13 @@ def test_bad_config_is_a_422_naming_field_and_range_and_stores_nothing(client, m
     huge = b'{"name": "' + b"x" * (1024 * 1024) + b'"}'
     assert client.post(JOBS, headers={**headers, "content-type": "application/json"},
                        content=huge).status_code == 413
+    # Chunked, without a Content-Length: counted as it arrives; a small chunked body passes.
+    chunked = client.post(JOBS, headers={**headers, "content-type": "application/json"},
+                          content=iter([huge[:600_000], huge[600_000:]]))
+    assert chunked.status_code == 413 and "over 1048576 bytes" in chunked.json()["detail"]
+    small = client.post(JOBS, headers={**headers, "content-type": "application/json"},
+                        content=iter([b'{"epochs": ', b'0}']))
+    assert small.status_code == 422 and small.json()["detail"][0]["field"] == "epochs"
     assert count_jobs(settings) == before
 
 
@@ -65,7 +72,8 @@ def test_auth_scopes_and_ownership(client, make_token):
     refused = client.post(f"{JOBS}/{job['id']}/cancel", headers=bob)
     assert refused.status_code == 403 and "belongs to" in refused.json()["detail"]
     assert client.post(f"{JOBS}/{job['id']}/cancel", headers=admin).status_code == 200
-    assert client.get("/api/v1/healthz").json() == {"status": "ok"}
+    assert client.get("/api/v1/healthz").json() == {"status": "ok", "database": "ok",
+                                                     "broker": "ok"}
 
 
 def test_cookie_session_for_browsers(client, make_token):

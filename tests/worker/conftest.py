@@ -15,19 +15,20 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import groupby
 from pathlib import Path
 
 import pytest
 from databases import temporary_postgres
 from processes import wait_for as _wait_for
-from sqlalchemy import insert, select
+from servers import PostgresServer, RedisServer
+from sqlalchemy import func, insert, select
 
 from backend.db import get_engine
-from backend.models import Job, JobChange, JobLog, MetricPoint
+from backend.models import Job, JobChange, JobLog, MetricPoint, utcnow
 from backend.settings import Settings
-from worker.writer import EVAL_KEYS, LAYER_PREFIX, TRAIN_KEYS
+from worker.series import EVAL_KEYS, LAYER_PREFIX, TRAIN_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_JOB = {"model": "mlp", "mlp_widths": [32, 16], "epochs": 3, "log_interval": 5}
@@ -52,10 +53,13 @@ class Db:
 
     def create_job(self, config: dict | None = None, **fields) -> int:
         config = dict(SMALL_JOB if config is None else config)
+        # Marked sent: a test that sends the message itself (``enqueue``) does not want the
+        # workers' dispatchers to send it first; pass dispatched_at=None for a pending one.
         values = {"owner": "test", "config": config, "model": config.get("model", "mlp"),
                   "dataset": config.get("dataset", "digits"),
                   "method": config.get("method", "sdprun"), "status": "queued",
-                  "cancel_requested": False, "attempt": 0, "step": 0, "latest": {}, **fields}
+                  "cancel_requested": False, "attempt": 0, "step": 0, "latest": {},
+                  "dispatched_at": utcnow(), **fields}
         with self.engine.begin() as connection:
             job_id = connection.scalar(insert(Job).values(**values).returning(Job.id))
             connection.execute(insert(JobChange).values(job_id=job_id, status=values["status"],
@@ -85,6 +89,17 @@ class Db:
         with self.engine.connect() as connection:
             return list(connection.scalars(select(JobLog.message).where(
                 JobLog.job_id == job_id).order_by(JobLog.id)))
+
+    def assert_points_once(self, job_id: int) -> int:
+        """Every (key, step) of the job is stored once (the unique constraint says so; the count
+        says nothing got around it); returns how many points there are."""
+        mine = MetricPoint.job_id == job_id
+        pairs = select(MetricPoint.key, MetricPoint.step).where(mine).distinct().subquery()
+        with self.engine.connect() as connection:
+            total = connection.scalar(select(func.count()).select_from(MetricPoint).where(mine))
+            distinct = connection.scalar(select(func.count()).select_from(pairs))
+        assert total == distinct > 0, f"job {job_id}: {total} points, {distinct} distinct"
+        return total
 
     def history(self, job_id: int) -> list[str]:
         """Status history with progress rows folded: queued, running, succeeded."""
@@ -166,12 +181,21 @@ def workers(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def pg_worker(postgres_url, redis_url, tmp_path_factory):
+def module_postgres_url(postgres_url):
+    """A database of the module's own: a live worker reaps, and its dispatcher sends, every
+    queued job of its database, so it must not see the rows other test modules leave behind."""
+    admin_url = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    with temporary_postgres(admin_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def pg_worker(module_postgres_url, redis_url, tmp_path_factory):
     """One worker on PostgreSQL + Redis shared by a module's tests, on a queue of its own (each
     start costs seconds of imports). Tests that kill or stop workers start their own."""
     tmp_path = tmp_path_factory.mktemp("shared-worker")
     queue = f"pruneboard-test-{uuid.uuid4().hex[:8]}"
-    env = {"PRUNEBOARD_DATABASE_URL": postgres_url, "PRUNEBOARD_BROKER_URL": redis_url,
+    env = {"PRUNEBOARD_DATABASE_URL": module_postgres_url, "PRUNEBOARD_BROKER_URL": redis_url,
            "PRUNEBOARD_QUEUE_NAME": queue, "PRUNEBOARD_DATA_DIR": str(tmp_path)}
     pool = Workers(tmp_path)
     pool.start(env)
@@ -181,8 +205,9 @@ def pg_worker(postgres_url, redis_url, tmp_path_factory):
 
 
 @pytest.fixture
-def pg(postgres_url) -> Db:
-    return Db(postgres_url)
+def pg(module_postgres_url) -> Db:
+    """The database of the module's shared worker (``pg_worker``)."""
+    return Db(module_postgres_url)
 
 
 @pytest.fixture
@@ -264,3 +289,23 @@ def _forget_redis_queue(redis_url: str, queue_name: str) -> None:
                 client.zrem("unacked_index", tag)
     finally:
         client.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

@@ -16,6 +16,7 @@ from backend.services.workers import live_dataset_folders
 from backend.settings import Settings
 from worker import heartbeat as heartbeat_module
 from worker.heartbeat import Heartbeat
+from worker.outage import Connectivity
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -25,9 +26,28 @@ def db(request, make_db):
     return make_db(request.getfixturevalue(name))
 
 
-def heartbeat(db, resend=lambda job_id: None) -> Heartbeat:
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def heartbeat(db, send=lambda message: None, *, settled: bool = True) -> Heartbeat:
+    """A heartbeat whose process has (``settled``) been reaching the database for longer than
+    the heartbeat timeout, so its reaper judges heartbeats."""
     settings = Settings(database_url=db.url, heartbeat_timeout_s=3, max_attempts=3)
-    return Heartbeat(settings, resend=resend, device="cpu")
+    clock = Clock()
+    link = Connectivity(clock)
+    if settled:
+        link.reached()
+        clock.now += 3
+    beat = Heartbeat(settings, send=send, device="cpu", link=link)
+    beat.clock = clock
+    return beat
 
 
 def stale(seconds: float = 10) -> datetime:
@@ -41,23 +61,29 @@ def naive_utc(moment: datetime) -> datetime:
 
 def test_the_reaper_requeues_fails_or_cancels_jobs_of_lost_workers(db):
     lost = db.create_job(status="running", attempt=1, heartbeat_at=stale(), worker_id="w:1:cpu")
-    worn = db.create_job(status="running", attempt=3, heartbeat_at=stale(), worker_id="w:2:cpu")
+    worn = db.create_job(status="running", attempt=3, worker_losses=2, heartbeat_at=stale(),
+                         worker_id="w:2:cpu")
     cancelled = db.create_job(status="running", attempt=1, heartbeat_at=stale(),
                               cancel_requested=True)
     alive = db.create_job(status="running", attempt=1, heartbeat_at=stale(1))
     queued = db.create_job(status="queued", heartbeat_at=stale())
     statuses_when_sent = []
-    beat = heartbeat(db, lambda job_id: statuses_when_sent.append((job_id, db.job(job_id).status)))
+    beat = heartbeat(db, lambda message: statuses_when_sent.append(
+        (message.kind, message.row_id, db.job(message.row_id).status)))
 
     assert beat.reap() == [lost]
 
     # re-sent only after the commit: a worker taking the message finds the job queued
-    assert statuses_when_sent == [(lost, "queued")]
-    assert db.job(lost).attempt == 1 and db.job(lost).finished_at is None
-    assert "worker w:1:cpu lost during attempt 1 of 3; requeued" in db.logs(lost)[-1]
+    assert statuses_when_sent == [("job", lost, "queued")]
+    job = db.job(lost)
+    assert (job.attempt, job.worker_losses, job.finished_at) == (1, 1, None)
+    assert job.dispatched_at is not None  # sent, so no dispatcher sends it again
+    assert db.logs(lost)[-1] == ("worker w:1:cpu lost (loss 1 of 3 allowed); requeued from its "
+                                 "last checkpoint")
     job = db.job(worn)
-    assert (job.status, job.error) == ("failed", "worker lost 3 times (last: w:2:cpu); giving up")
-    assert job.finished_at is not None
+    assert (job.status, job.error) == ("failed",
+                                       "worker w:2:cpu lost (loss 3 of 3 allowed); giving up")
+    assert job.finished_at is not None and job.worker_losses == 3
     assert db.job(cancelled).status == "cancelled"
     assert [db.job(j).status for j in (alive, queued)] == ["running", "queued"]
     assert db.history(lost)[-1] == "queued" and db.history(worn)[-1] == "failed"
@@ -67,7 +93,7 @@ def test_the_reaper_requeues_fails_or_cancels_jobs_of_lost_workers(db):
 def test_two_reapers_never_requeue_the_same_job_twice(db):
     jobs = [db.create_job(status="running", attempt=1, heartbeat_at=stale()) for _ in range(40)]
     sent: list[int] = []
-    reapers = [heartbeat(db, sent.append) for _ in range(2)]
+    reapers = [heartbeat(db, lambda message: sent.append(message.row_id)) for _ in range(2)]
     start = threading.Barrier(2)
 
     def reap(beat: Heartbeat) -> None:
@@ -80,6 +106,27 @@ def test_two_reapers_never_requeue_the_same_job_twice(db):
     for thread in threads:
         thread.join()
     assert sorted(sent) == jobs
+    assert {db.job(job_id).worker_losses for job_id in jobs} == {1}  # each counted once
+
+
+def test_a_reaper_judges_heartbeats_only_after_reaching_the_database_for_the_timeout(db):
+    # After an outage every heartbeat is old (nobody could write one): a reaper that only just
+    # got through again must give the live workers time to beat before it calls them lost.
+    job_id = db.create_job(status="running", attempt=1, heartbeat_at=stale(), worker_id="w:1:cpu")
+    beat = heartbeat(db, settled=False)
+    beat.beat()
+    beat.link.reached()
+    beat.clock.now += 2.9
+    assert beat.reap() == [] and db.job(job_id).status == "running"
+
+    beat.link.failed()  # another blip: the count starts over
+    beat.link.reached()
+    beat.clock.now += 2.9
+    assert beat.reap() == []
+
+    beat.clock.now += 0.2
+    assert beat.reap() == [job_id]
+    assert db.job(job_id).worker_losses == 1
 
 
 def test_a_beat_registers_the_worker_and_reads_the_cancel_flag(db):
@@ -118,7 +165,7 @@ def test_a_beat_reports_the_dataset_folders_of_its_data_roots(db, tmp_path, monk
     write_cifar10(root / "cifar", per_batch=2)
     (root / "empty").mkdir()
     settings = Settings(database_url=db.url, data_roots=[root])
-    beat = Heartbeat(settings, resend=lambda job_id: None, device="cpu")
+    beat = Heartbeat(settings, send=lambda message: None, device="cpu")
 
     def reported() -> list[dict]:
         with db.engine.connect() as connection:
@@ -160,3 +207,13 @@ def test_live_dataset_folders_are_those_of_live_workers_each_once(db):
         found = live_dataset_folders(session, Settings(database_url=db.url,
                                                        heartbeat_timeout_s=3))
     assert found == [folder("cifar10", "c10", 9), folder("cifar10", "big")]
+
+
+def test_the_heartbeat_sends_the_messages_the_outbox_holds(db):
+    pending = db.create_job(dispatched_at=None)  # committed queued, its message not sent yet
+    sent = []
+    beat = heartbeat(db, lambda message: sent.append(message.row_id))
+    assert beat.dispatch() == 1 and sent == [pending]
+    assert db.job(pending).dispatched_at is not None
+    db.set(pending, dispatched_at=None)
+    assert beat.dispatch() == 0  # at most every dispatch_interval_s

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.writer import LAYER_PREFIX, TRAIN_KEYS
+from worker.series import LAYER_PREFIX, TRAIN_KEYS
 
 SMALL_JOB = {"model": "mlp", "mlp_widths": [32, 16], "epochs": 3, "log_interval": 5}
 DIGITS_STEPS_PER_EPOCH = 1437 // 64  # 1437 training digits, batch size 64, last batch dropped

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from backend.settings import Settings
-from worker.writer import LAYER_PREFIX, EventWriter
+from worker.series import LAYER_PREFIX
+from worker.writer import EventWriter
 
 LAYERS = {"fc1": 0.25, "fc2": 0.5}
 

@@ -174,7 +174,8 @@ export async function mount(root, ctx) {
         if (moved) showDetails();
         if (moved && job.status === "succeeded") valley.refresh();  // its analysis is queued now
       },
-      end: () => { stop(); setLive("finished"); },
+      // A stream also ends when its token or session is revoked or expires: say so.
+      end: ({ reason }) => { stop(); setLive(reason?.includes("token") ? `live updates stopped: ${reason}` : "finished"); },
     });
   }
 

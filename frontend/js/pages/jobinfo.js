@@ -26,6 +26,7 @@ export function configTable(job) {
     h("tbody", {}, Object.entries(job.config).map(([k, value]) =>
       h("tr", {}, h("th", {}, k), h("td", {}, Array.isArray(value) ? value.join(", ") : String(value))))),
     h("tbody", {}, [["owner", job.owner], ["tags", job.tags.join(", ") || "–"], ["attempt", job.attempt],
+      ["workers lost", job.worker_losses ?? 0],
       ["worker", job.worker_id || "–"], ["submitted", when(job.created_at)]].map(([k, value]) =>
       h("tr", {}, h("th", {}, k), h("td", {}, String(value))))));
 }
