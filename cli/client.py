@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,10 @@ from pruneboard.spec.errors import one_line
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API_PREFIX = "/api/v1"
+# Answers that mean "not handled, try again" (a proxy or an API restarting); ApiClient.create
+# retries them, and dropped connections, with the same Idempotency-Key.
+RETRIED_STATUSES = frozenset({502, 503, 504})
+RETRY_DELAY_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,27 @@ class ApiClient:
     def post(self, path: str, body: Any = None) -> Any:
         response = self.request("POST", path, json=body)
         return response.json() if response.content else None
+
+    def create(self, path: str, body: Any, *, retries: int = 3) -> Any:
+        """POST that creates something, with an ``Idempotency-Key``: a request whose answer
+        was lost (a dropped connection, a 502/503/504 from a proxy or a restarting API) is sent
+        again with the same key, and the service answers with what the first one created
+        instead of creating it twice."""
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        for attempt in range(retries + 1):
+            last = attempt == retries
+            try:
+                response = self._http.request("POST", path, json=body, headers=headers)
+            except httpx.TransportError as error:
+                if last:
+                    raise self._transport_error(error) from None
+            else:
+                if response.status_code not in RETRIED_STATUSES or last:
+                    if response.is_error:
+                        raise api_error(response)
+                    return response.json()
+            time.sleep(RETRY_DELAY_S * 2 ** attempt)
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def iter_text(self, path: str) -> Iterator[str]:
         """A large text response (a CSV export) in chunks, never whole in memory."""

@@ -62,7 +62,7 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.tags:
         body["tags"] = args.tags
     with client_from_args(args) as client:
-        job = client.post("/jobs", body)
+        job = client.create("/jobs", body)  # retried safely: the same Idempotency-Key
         # The id alone on stdout, so `ID=$(pruneboard submit job.yaml)` works.
         print(job["id"], flush=True)
         for warning in job.get("warnings") or ():

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from backend.api.deps import (
     JobDep,
     OwnedJobDep,
+    OwnOrAdminJobDep,
     SessionDep,
     SettingsDep,
     Submitter,
@@ -82,13 +83,14 @@ def list_artifacts(job: JobDep, session: SessionDep) -> Any:
     200: {"description": "the file, its SHA-256 in X-Content-SHA256",
           "content": {"application/octet-stream": {"schema": {"type": "string",
                                                               "format": "binary"}}}},
-    **errors(401, 404, 410, 422)})
-def download_artifact(job: JobDep,
+    **errors(401, 403, 404, 410, 422)})
+def download_artifact(job: OwnOrAdminJobDep,
                       name: Annotated[str, Path(max_length=200, pattern=r"^[^\x00/]+$")],
                       session: SessionDep,
                       settings: SettingsDep) -> FileResponse:
-    """Download a file the job exported. A read, like the job's curves: any read token may
-    fetch any job's artifacts, whoever owns the job."""
+    """Download a file the job exported: its owner or an admin only, like cancel, retry and
+    delete. The weights of a team's network are its property in a way its curves are not;
+    the list of files (names, sizes, SHA-256) stays readable by any read token."""
     artifact = artifacts.get_artifact(session, job.id, name)
     if artifact is None:
         raise HTTPException(404, f"job {job.id} has no artifact {name!r}")

@@ -147,6 +147,17 @@ def owned_job(job: JobDep, caller: Submitter) -> Job:
 OwnedJobDep = Annotated[Job, Depends(owned_job)]
 
 
+def own_or_admin_job(job: JobDep, caller: Reader) -> Job:
+    """A read that only the job's owner or an admin may make (its exported files)."""
+    if caller.scope != "admin" and job.owner != caller.name:
+        raise HTTPException(403, f"job {job.id} belongs to {job.owner}; only its owner or an "
+                                 f"admin may download its files")
+    return job
+
+
+OwnOrAdminJobDep = Annotated[Job, Depends(own_or_admin_job)]
+
+
 def within_job_quota(session: Session, settings: Settings, *, owner: str) -> None:
     """429 with Retry-After when ``owner`` has max_active_jobs_per_owner queued or running."""
     try:

@@ -102,8 +102,9 @@ def test_bad_analysis_requests_are_refused_and_store_nothing(client, make_token,
 
 def test_artifacts_download_with_their_sha256_and_a_changed_file_is_refused(
         client, make_token, settings):
-    headers = make_token("read")
-    job_id = submit(client, make_token("submit"), {"model": "mlp"})
+    reader, owner = make_token("read"), make_token("submit")
+    headers = owner  # downloads are the owner's (or an admin's); the list is anyone's
+    job_id = submit(client, owner, {"model": "mlp"})
     folder = export_dir(settings.resolved_artifact_dir, job_id)
     folder.mkdir(parents=True)
     content = b"weights" * 1000
@@ -113,12 +114,16 @@ def test_artifacts_download_with_their_sha256_and_a_changed_file_is_refused(
         session.execute(insert(Artifact).values(job_id=job_id, name="model.safetensors",
                                                 format="safetensors", sha256=digest,
                                                 bytes=len(content)))
-    listed = client.get(f"{JOBS}/{job_id}/artifacts", headers=headers).json()
+    listed = client.get(f"{JOBS}/{job_id}/artifacts", headers=reader).json()
     assert [(a["name"], a["sha256"], a["bytes"]) for a in listed] == [
         ("model.safetensors", digest, len(content))]
     response = client.get(listed[0]["url"], headers=headers)
     assert response.status_code == 200 and response.content == content
     assert response.headers["x-content-sha256"] == digest
+    assert client.get(listed[0]["url"], headers=make_token("admin")).content == content
+    for other in (reader, make_token("submit")):
+        refused = client.get(listed[0]["url"], headers=other)
+        assert refused.status_code == 403 and "owner or an admin" in refused.json()["detail"]
 
     (folder / "model.safetensors").write_bytes(content[:-1] + b"X")
     response = client.get(listed[0]["url"], headers=headers)

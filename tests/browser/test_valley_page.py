@@ -18,7 +18,7 @@ def finished_analyses(api, job_id):
 
 
 def test_the_valley_charts_and_the_small_model_of_a_twin_job(signed_in, stack, api, wait_until,
-                                                             shot):
+                                                             shot, browser):
     job_id = api.post("/jobs", json=TWIN_JOB).json()["id"]
     wait_until(lambda: api.get(f"/jobs/{job_id}").json()["status"] in ("succeeded", "failed"),
                timeout=240, what="the twin job")
@@ -47,6 +47,22 @@ def test_the_valley_charts_and_the_small_model_of_a_twin_job(signed_in, stack, a
     assert hashlib.sha256(response.body()).hexdigest() == listed["model.safetensors"]["sha256"]
     assert listed["model.safetensors"]["sha256"] in page.inner_text("#artifacts")
     shot(page, "job-valley")
+    # A viewer sees the files and their SHA-256 but no download link: downloads are the
+    # owner's or an admin's (the API refuses them too).
+    viewer = browser.new_context()
+    try:
+        token = api.post("/tokens", json={"name": "valley-viewer", "scope": "read"}).json()
+        other = viewer.new_page()
+        other.goto(f"{stack['url']}/#/signin")
+        other.fill("#token", token["token"])
+        other.click("#signin-form button[type=submit]")
+        other.locator("#jobs-table").wait_for()
+        other.goto(f"{stack['url']}/#/jobs/{job_id}")
+        other.locator("#download-note").wait_for()
+        assert other.locator("#artifacts a").count() == 0
+        assert listed["model.safetensors"]["sha256"] in other.inner_text("#artifacts")
+    finally:
+        viewer.close()
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(500)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390, \

@@ -149,3 +149,67 @@ def test_events_reconnect_with_last_event_id_and_lose_nothing():
     assert [(e.id, e.event) for e in events] == [
         ("1", "metrics"), ("2", "metrics"), ("3", "metrics"), ("4", "end")]
     assert server.last_event_ids == [None, "2", "3"]
+
+
+class AnswerDroppingProxy:
+    """A TCP proxy in front of the API that forwards the first ``drop`` requests but closes the
+    connection instead of returning their answers: the server did the work, the client never
+    heard (the fault a client's retry must survive without doing the work twice)."""
+
+    def __init__(self, upstream_port: int, drop: int = 1):
+        self.upstream_port, self.drop, self.forwarded = upstream_port, drop, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+
+    def _handle(self, client: socket.socket) -> None:
+        with client:
+            while (request := _read_http_message(client)) is not None:
+                with socket.create_connection(("127.0.0.1", self.upstream_port)) as upstream:
+                    upstream.sendall(request)
+                    answer = _read_http_message(upstream)
+                self.forwarded += 1
+                if self.forwarded <= self.drop or answer is None:
+                    return  # the answer is lost with the connection
+                client.sendall(answer)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _read_http_message(connection: socket.socket) -> bytes | None:
+    """One HTTP/1.1 message with a Content-Length body (all the API and httpx send here)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_a_submit_whose_answer_is_lost_is_retried_and_creates_one_job(api):
+    url, tokens = api
+    proxy = AnswerDroppingProxy(int(url.rsplit(":", 1)[1]), drop=1)
+    try:
+        with ApiClient(url=f"http://127.0.0.1:{proxy.port}", token=tokens["submit"]) as client:
+            job = client.create("/jobs", {"model": "mlp", "name": "once"})
+        assert proxy.forwarded == 2  # the first answer was dropped, the retry answered
+        with ApiClient(url=url, token=tokens["read"]) as reader:
+            named = reader.get("/jobs", q="once")
+        assert [item["id"] for item in named["items"]] == [job["id"]]
+    finally:
+        proxy.close()

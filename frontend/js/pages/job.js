@@ -85,7 +85,7 @@ export async function mount(root, ctx) {
   // Status history and config change only with the status (attempt, worker), not with progress.
   function showDetails() {
     history.replaceChildren(historyList(job));
-    smallModel.replaceChildren(smallModelSection(job));
+    smallModel.replaceChildren(smallModelSection(job, ctx.identity));
     root.querySelector("#config-wrap").replaceChildren(configTable(job));
   }
 

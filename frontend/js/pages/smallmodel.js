@@ -3,9 +3,9 @@
 // with its SHA-256.
 
 import * as api from "../api.js";
-import { errorBox, h, num, pct } from "../ui.js";
+import { errorBox, h, mayChange, num, pct } from "../ui.js";
 
-export function smallModelSection(job) {
+export function smallModelSection(job, identity) {
   const el = h("section", { class: "card", id: "small-model" }, h("h2", {}, "Small model"));
   const report = job.summary && job.summary.compact;
   if (!report) {
@@ -17,7 +17,7 @@ export function smallModelSection(job) {
   el.append(reportTable(report));
   const files = h("div", { id: "artifacts" }, h("p", { class: "muted" }, "Loading the exported files…"));
   el.append(h("h3", {}, "Downloads"), files);
-  api.listArtifacts(job.id).then((artifacts) => files.replaceChildren(artifactList(artifacts)))
+  api.listArtifacts(job.id).then((artifacts) => files.replaceChildren(artifactList(artifacts, mayChange(identity, job))))
     .catch((error) => files.replaceChildren(errorBox(error, "Could not list the files: ")));
   return el;
 }
@@ -38,9 +38,13 @@ function reportTable(r) {
     h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, i) => (i ? h("td", {}, c) : h("th", {}, c))))))));
 }
 
-function artifactList(artifacts) {
+/** The exported files; links only for whoever may download them (the owner or an admin). */
+function artifactList(artifacts, mayDownload) {
   if (!artifacts.length) return h("p", { class: "muted" }, "No exported files.");
-  return h("ul", { class: "artifacts" }, artifacts.map((a) => h("li", {},
-    h("a", { href: a.url, download: a.name }, a.name), ` ${a.format}, ${(a.bytes / 1024).toFixed(1)} KiB`,
+  const list = h("ul", { class: "artifacts" }, artifacts.map((a) => h("li", {},
+    mayDownload ? h("a", { href: a.url, download: a.name }, a.name) : h("span", {}, a.name),
+    ` ${a.format}, ${(a.bytes / 1024).toFixed(1)} KiB`,
     h("br"), h("code", { class: "sha", title: "SHA-256" }, a.sha256))));
+  return mayDownload ? list
+    : h("div", {}, list, h("p", { class: "muted", id: "download-note" }, "Only the job's owner or an admin can download these files."));
 }
