@@ -136,12 +136,15 @@ def load_job(job_id: Annotated[int, Path(ge=1, le=INT64_MAX)], session: SessionD
 JobDep = Annotated[Job, Depends(load_job)]
 
 
+def _owners_only(job: Job, caller: ApiToken, refusal: str) -> Job:
+    if caller.scope != "admin" and job.owner != caller.name:
+        raise HTTPException(403, f"job {job.id} belongs to {job.owner}; {refusal}")
+    return job
+
+
 def owned_job(job: JobDep, caller: Submitter) -> Job:
     """A submit token acts only on its own jobs; admin on any."""
-    if caller.scope != "admin" and job.owner != caller.name:
-        raise HTTPException(403, f"job {job.id} belongs to {job.owner}; a submit token may "
-                                 f"change only its own jobs")
-    return job
+    return _owners_only(job, caller, "a submit token may change only its own jobs")
 
 
 OwnedJobDep = Annotated[Job, Depends(owned_job)]
@@ -149,10 +152,7 @@ OwnedJobDep = Annotated[Job, Depends(owned_job)]
 
 def own_or_admin_job(job: JobDep, caller: Reader) -> Job:
     """A read that only the job's owner or an admin may make (its exported files)."""
-    if caller.scope != "admin" and job.owner != caller.name:
-        raise HTTPException(403, f"job {job.id} belongs to {job.owner}; only its owner or an "
-                                 f"admin may download its files")
-    return job
+    return _owners_only(job, caller, "only its owner or an admin may download its files")
 
 
 OwnOrAdminJobDep = Annotated[Job, Depends(own_or_admin_job)]
