@@ -62,6 +62,8 @@ def _postgres_bin() -> Path:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
                    key=lambda path: int(path.parent.parent.name))
     if not found:
+        # A machine that reaches PostgreSQL only over the network (PRUNEBOARD_TEST_PG) has no
+        # server of its own to stop and start; this project's machines and CI have one.
         pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql")
     return found[-1].parent
 
