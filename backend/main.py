@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
-from backend.api import analyses, events, jobs, metrics, system
+from backend.api import analyses, events, jobs, metrics, models, system
 from backend.api.spec_body import BodyRefused
 from backend.openapi import document, install_docs
 from backend.queue import DispatchLoop
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Structured-pruning jobs: submit, watch, compare.",
                   lifespan=_lifespan)
     app.state.settings = settings
-    for module in (jobs, metrics, events, system, analyses):
+    for module in (jobs, metrics, events, system, analyses, models):
         app.include_router(module.router, prefix=API_PREFIX)
     document(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -45,7 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # surrogates) that reached a query through a field without its own pattern: a 422, not a 500.
     app.add_exception_handler(DataError, _unstorable_text)
     app.add_exception_handler(UnicodeEncodeError, _unstorable_text)
-    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
+    # Model uploads carry weights: their own, larger limit.
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes,
+                       larger={f"{API_PREFIX}/models": settings.max_model_upload_bytes})
     app.get("/vendor/plotly.min.js", include_in_schema=False)(_plotly_bundle)
     install_docs(app)
     # Last, so /api and /docs win: the static dashboard on the same origin as the API.
@@ -125,16 +127,17 @@ class _BodyLimit:
     BaseHTTPMiddleware re-wraps every chunk of every response, which costs the long-lived
     event streams CPU for nothing."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, larger: dict[str, int] | None = None):
+        self.app, self.limit, self.larger = app, limit, larger or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.larger.get(scope["path"].rstrip("/"), self.limit)
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            return await self._refuse(scope, receive, send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            return await self._refuse(scope, receive, send, limit)
         if length is not None or scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         # A chunked body: read it all (it is at most the limit) and hand it on as one message.
@@ -145,8 +148,8 @@ class _BodyLimit:
                 return None
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.limit:
-                return await self._refuse(scope, receive, send)
+            if len(body) > limit:
+                return await self._refuse(scope, receive, send, limit)
         delivered = False
 
         async def replay():
@@ -158,9 +161,9 @@ class _BodyLimit:
 
         return await self.app(scope, replay, send)
 
-    async def _refuse(self, scope, receive, send):
+    async def _refuse(self, scope, receive, send, limit: int):
         response = JSONResponse(status_code=413,
-                                content={"detail": f"request body over {self.limit} bytes"})
+                                content={"detail": f"request body over {limit} bytes"})
         await response(scope, receive, send)
 
 

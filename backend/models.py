@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -187,6 +188,9 @@ class Worker(Base):
     # The dataset folders this worker can read under its data roots, with their facts
     # (pruning.data.scan_data_roots): what a job's data_dir is validated against.
     datasets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=list)
+    # Names its installed plugins register ({"models": [...], "datasets": [...]}): a job may name
+    # a plugin model or dataset only while some live worker has it.
+    plugins: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
 
 
 class ApiToken(Base):
@@ -276,3 +280,58 @@ class Artifact(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserModel(Base):
+    """A model pushed to the service under a name: its versions are uploads of the same name."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    versions: Mapped[list[ModelVersion]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="ModelVersion.version.desc()")
+
+
+class ModelVersion(Base):
+    """One upload: stored as sent, inspected by a worker (the API never runs it), then ready
+    for jobs or failed with the reason. ``inspection`` holds what the worker measured."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(10))  # "graph" (JSON + safetensors) or "onnx"
+    input_shape: Mapped[list[int] | None] = mapped_column(JSON)
+    num_classes: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED)
+    error: Mapped[str | None] = mapped_column(Text)
+    inspection: Mapped[dict[str, Any] | None]
+    dispatched_at: Mapped[datetime | None]  # the outbox, as on Job
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    model: Mapped[UserModel] = relationship(back_populates="versions")
+    files: Mapped[list[ModelFile]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin")
+
+
+class ModelFile(Base):
+    """An uploaded (or, for ONNX, converted) file of a version, kept in the database so every
+    worker host reads it without a shared disk. ``data`` is deferred: lists never load it."""
+
+    __tablename__ = "model_files"
+    __table_args__ = (UniqueConstraint("version_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"),
+                                            index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "graph", "weights" or "onnx"
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)

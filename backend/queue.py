@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 RUN_JOB_TASK = "pruneboard.run_job"
 RUN_ANALYSIS_TASK = "pruneboard.run_analysis"
-TASKS = {"job": RUN_JOB_TASK, "analysis": RUN_ANALYSIS_TASK}
+INSPECT_MODEL_TASK = "pruneboard.inspect_model"
+TASKS = {"job": RUN_JOB_TASK, "analysis": RUN_ANALYSIS_TASK, "model": INSPECT_MODEL_TASK}
 # Connecting, and waiting for the broker's answer: a healthy Redis answers in a millisecond.
 SEND_TIMEOUT_S = 1.0
 

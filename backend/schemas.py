@@ -229,3 +229,58 @@ class ArtifactOut(BaseModel):
     bytes: int
     created_at: UtcDatetime
     url: str = ""
+
+
+class ModelFileOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str  # "graph", "weights", "onnx"
+    sha256: str
+    bytes: int
+
+
+class ModelVersionOut(BaseModel):
+    """One pushed version: queued → running (a worker inspects it) → ready or failed."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    version: int
+    format: str  # "graph" (JSON + safetensors) or "onnx"
+    status: str
+    error: str | None
+    input_shape: list[int] | None
+    num_classes: int | None
+    has_weights: bool
+    # Set when ready: params, flops, outputs, num_classes, groups, units, prunable_share,
+    # dense_layers [{layers, reason}], layers [{name, type, params}], pretrained.
+    inspection: dict[str, Any] | None
+    files: list[ModelFileOut]
+    created_at: UtcDatetime
+    finished_at: UtcDatetime | None
+
+
+def version_out(version) -> ModelVersionOut:
+    fields = ("version", "format", "status", "error", "input_shape", "num_classes",
+              "inspection", "created_at", "finished_at")
+    return ModelVersionOut.model_validate(
+        {**{name: getattr(version, name) for name in fields}, "files": version.files,
+         "has_weights": any(f.kind in ("weights", "onnx") for f in version.files)})
+
+
+class ModelOut(BaseModel):
+    name: str
+    owner: str
+    created_at: UtcDatetime
+    versions: list[ModelVersionOut]  # newest first
+
+
+class ModelSummaryOut(BaseModel):
+    name: str
+    owner: str
+    created_at: UtcDatetime
+    versions: int
+    latest: ModelVersionOut
+
+
+class ModelListOut(BaseModel):
+    models: list[ModelSummaryOut]

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     metric_flush_interval_s: float = 0.5
     metric_flush_points: int = 500
     max_body_bytes: int = 1024 * 1024
+    # A model upload (POST /models: graph JSON, weights, or an ONNX file), stored in the
+    # database so every worker host can read it.
+    max_model_upload_bytes: int = 256 * 1024 * 1024
     cookie_secure: bool = False
     sse_poll_interval_s: float = 0.2
     # An open event stream re-checks its token (or browser session) this often and closes once

@@ -24,6 +24,9 @@ API_PREFIX = "/api/v1"
 # retries them, and dropped connections, with the same Idempotency-Key.
 RETRIED_STATUSES = frozenset({502, 503, 504})
 RETRY_DELAY_S = 0.5
+# A model upload may carry hundreds of megabytes of weights that the server checks before it
+# answers.
+UPLOAD_READ_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,16 @@ class ApiClient:
                     return response.json()
             time.sleep(RETRY_DELAY_S * 2 ** attempt)
         raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    def upload(self, path: str, fields: dict[str, str],
+               files: dict[str, tuple[str, bytes, str]]) -> Any:
+        """A multipart/form-data POST: ``fields`` as form fields, ``files`` as
+        {field: (file name, bytes, content type)}. Sent once, never retried: the model
+        endpoint takes no Idempotency-Key, so a resent push would become a second version. The
+        answer comes only after the server has read and checked every file, hence the long
+        read timeout."""
+        return self.request("POST", path, data=fields, files=files,
+                            timeout=httpx.Timeout(30.0, read=UPLOAD_READ_TIMEOUT_S)).json()
 
     def iter_text(self, path: str) -> Iterator[str]:
         """A large text response (a CSV export) in chunks, never whole in memory."""

@@ -12,6 +12,7 @@ from cli import (
     config_spec_command,
     export_command,
     jobs_commands,
+    model_command,
     report_command,
     token_command,
     train_command,
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_command.register(commands)
     analyze_command.register(commands)
     export_command.register(commands)
+    model_command.register(commands)
     token_command.register(commands)
     worker_command.register(commands)
     return parser

@@ -47,6 +47,14 @@ def flag_help(name: str, field, allowed: str | None) -> str:
 
 
 def _flag_kind(default, name: str) -> dict:
+    if default is None:
+        # An optional field: a number when its schema is one (model_version, image_size).
+        from pruneboard.spec import JobSpec
+        from pruneboard.spec.schema import property_schema
+
+        prop = property_schema(JobSpec, name) or {}
+        if prop.get("type") in ("integer", "number"):
+            return {"type": _number, "metavar": name.upper()}
     if isinstance(default, bool):
         return {"action": argparse.BooleanOptionalAction}
     if isinstance(default, tuple | list):
@@ -79,6 +87,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decode_image_folder(config) -> None:
+    """Decode an image folder into its cache first, under a progress bar of its own: the run's
+    load then only opens the cache. Nothing happens when the cache is there already."""
+    if config.dataset != "imagefolder" or not config.data_dir \
+            or not Path(config.data_dir).expanduser().is_dir():
+        return  # the run's own load says what is wrong
+    from tqdm import tqdm
+
+    from pruning.data import DatasetError, read_imagefolder
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="image", desc="decoding images", dynamic_ncols=True,
+                       file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        read_imagefolder(Path(config.data_dir).expanduser(), image_size=config.image_size,
+                         progress=progress)
+    except DatasetError as error:
+        raise UsageError(f"invalid data_dir: {error}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def _analyses_follow(config) -> bool:
     return config.reference != "none" and bool(config.analyses)
 
@@ -94,6 +131,8 @@ def _train(config, args: argparse.Namespace) -> None:
     except OSError as error:
         raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
     printer = ProgressPrinter(enabled=not args.quiet)
+    if not args.quiet:
+        _decode_image_folder(config)
 
     def on_event(event: dict) -> None:
         if events_file:

@@ -9,7 +9,12 @@ convolution joins the group of its input channels. Zeroing a unit makes its chan
 zero wherever it is read, so pruning never changes what the rest of the network computes:
 
 - every operation on a coupled path must map a zero channel to zero (ReLU-like activations,
-  pooling, additions, reshapes); a group with any other op stays dense;
+  pooling, additions of coupled channels, reshapes); a group with any other op, a LayerNorm, a
+  grouped convolution, a parameter used directly in forward, or attention's matrix products and
+  softmax on it stays dense (see pruning.graph). In a transformer that leaves the MLPs' hidden
+  neurons (Linear -> GELU -> Linear) prunable; the residual stream (LayerNorm) and q/k/v stay
+  dense;
+- a concatenation only offsets the channels its consumers read (``Consumer.columns``);
 - a producer whose output reaches the model's output (the classifier) is never pruned;
 - a group whose channels are re-indexed on the way to an emitting layer (a concatenation feeding
   a BatchNorm) stays dense: its rows would not line up.
@@ -32,6 +37,7 @@ from pruning.graph import (
     couplings,
     dependency_graph,
     emitting_tensors,
+    is_depthwise,
     output_layers,
 )
 from pruning.optim.sdprun import unit_norms
@@ -40,11 +46,13 @@ from pruning.optim.sdprun import unit_norms
 @dataclass(frozen=True)
 class Consumer:
     """A layer that reads a group's units: ``inputs_per_unit`` input features per unit (>1 after
-    a flatten, where one channel becomes H·W features of a Linear)."""
+    a flatten, where one channel becomes H·W features of a Linear). ``columns[u]``: the input
+    channels (features) that carry unit u, which after a concatenation sit at an offset."""
 
     name: str
     module: nn.Module
     inputs_per_unit: int
+    columns: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass
@@ -143,6 +151,8 @@ def build_groups(model: nn.Module, input_shape: tuple[int, ...] | None = None,
     except GraphError as error:
         raise GroupingError(str(error)) from error
     names = {module: name for name, module in model.named_modules()}
+    # A parameter used directly in forward (a positional embedding) is a member of its group.
+    names.update({p: name for name, p in model.named_parameters()})
     order = {name: i for i, name in enumerate(names.values())}
     outputs = output_layers(graph)
     groups, dense = [], [([names[m] for m in outputs], "its outputs are the model's outputs")]
@@ -168,8 +178,12 @@ def _group_of(coupling, names: dict, order: dict, exclude: tuple[str, ...], coup
         return None, coupling.unsafe
     if excluded:
         return None, f"excluded by the job ({', '.join(excluded)})"
-    if not coupled and len(producers) > 1:
-        return None, (f"its channels are coupled across {len(producers)} layers; this method "
+    # A depthwise convolution's filters belong to its input channels: with them, still one
+    # layer's units.
+    independent = [m for m in emitting if isinstance(m.module, PRODUCERS)
+                   and not is_depthwise(m.module)]
+    if not coupled and len(independent) > 1:
+        return None, (f"its channels are coupled across {len(independent)} layers; this method "
                       f"prunes one layer's units at a time")
     everything = list(range(coupling.channels))
     if any(m.idxs != everything or m.root_idxs != everything
@@ -185,7 +199,7 @@ def _group_of(coupling, names: dict, order: dict, exclude: tuple[str, ...], coup
         tensors = emitting_tensors(member.module)
         params += [(f"{name}.{kind}", t) for kind, t in zip(("weight", "bias"), tensors,
                                                               strict=False)]
-    consumers = [_consumer(names[m.module], m.module, len(m.idxs), coupling.channels)
+    consumers = [_consumer(names[m.module], m.module, m, coupling.channels)
                  for m in coupling.members
                  if not m.emits and isinstance(m.module, PRODUCERS)
                  and id(m.module) not in seen]
@@ -197,8 +211,12 @@ def _group_of(coupling, names: dict, order: dict, exclude: tuple[str, ...], coup
                       norm_layers=list(dict.fromkeys(norms))), ""
 
 
-def _consumer(name: str, module: nn.Module, inputs: int, units: int) -> Consumer:
-    return Consumer(name, module, max(inputs // units, 1))
+def _consumer(name: str, module: nn.Module, member, units: int) -> Consumer:
+    columns = [[] for _ in range(units)]
+    for local, root in zip(member.idxs, member.root_idxs, strict=True):
+        columns[root].append(local)
+    return Consumer(name, module, max(len(member.idxs) // units, 1),
+                    tuple(tuple(sorted(c)) for c in columns))
 
 
 def guess_input_shape(model: nn.Module) -> tuple[int, ...]:

@@ -17,6 +17,7 @@ from torch import nn
 
 from pruneboard.spec import DatasetFacts
 from pruning.config import BASELINES, ConfigError, TrainConfig
+from pruning.data import DATASET_NAMES as DATASETS
 from pruning.data import Dataset, DatasetError, load_dataset, read_digits
 from pruning.data.builtin import check_synthetic
 from pruning.groups import GroupStructure, build_groups, is_excluded
@@ -48,13 +49,20 @@ class Job:
         return self.config.epochs * self.steps_per_epoch
 
 
-def prepare(config: TrainConfig) -> Job:
+def prepare(config: TrainConfig, model: nn.Module | None = None, *,
+            progress: Callable[[int, int], None] | None = None) -> Job:
+    """Build the job. ``model``: a network of one's own (a notebook's module, a pushed model a
+    worker rebuilt) instead of the registry's ``config.model``; it must take the data's inputs
+    and give one logit per class. It starts from its own weights unless ``config.init`` is
+    ``random``. The module is trained in place. ``progress(done, total)``: while an image
+    folder is decoded into its cache."""
     device = resolve_device(config.device)
     try:
         data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                             synthetic_shape=config.synthetic_shape,
                             synthetic_classes=config.synthetic_classes,
-                            synthetic_size=config.synthetic_size).to(device)
+                            synthetic_size=config.synthetic_size,
+                            image_size=config.image_size, progress=progress).to(device)
     except DatasetError as error:
         raise ConfigError.single("data_dir", str(error)) from error
     train_size = len(data.train_y)
@@ -62,7 +70,13 @@ def prepare(config: TrainConfig) -> Job:
     # Seeding right before building makes the initial weights a function of the seed alone, so
     # an SGD twin and an sDprun run with the same seed start from the same point.
     torch.manual_seed(config.seed)
-    model = _build_model(config, data.input_shape, data.num_classes).to(device)
+    if model is None:
+        model = _build_model(config, data.input_shape, data.num_classes)
+    else:
+        check_own_model(model, data.input_shape, data.num_classes)
+        if config.init == "random":
+            reset_weights(model)
+    model = model.to(device)
     structure = build_groups(model, data.input_shape, exclude=config.exclude,
                              coupled=config.method not in BASELINES)
     cost = CostModel(model, structure, data.input_shape)
@@ -116,11 +130,15 @@ def data_facts(config: TrainConfig) -> DatasetFacts:
             shape = tuple(config.synthetic_shape)
             check_synthetic(shape, config.synthetic_classes, config.synthetic_size)
             return DatasetFacts(shape, config.synthetic_classes, config.synthetic_size)
+        if config.dataset not in DATASETS:
+            # A plugin's data: only its own reader knows the facts, so it is read.
+            data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
+            return DatasetFacts(data.input_shape, data.num_classes, len(data.train_y))
         if not config.data_dir:
             raise DatasetError(f"{config.dataset} is read from files: pass data_dir")
         from pruning.data.facts import folder_facts
 
-        return folder_facts(config.dataset, Path(config.data_dir))
+        return folder_facts(config.dataset, Path(config.data_dir), config.image_size)
     except DatasetError as error:
         raise ConfigError.single("data_dir", str(error)) from error
 
@@ -134,11 +152,50 @@ def _check_batch_size(config: TrainConfig, train_size: int) -> None:
 
 def _build_model(config: TrainConfig, input_shape: tuple[int, ...], num_classes: int
                  ) -> nn.Module:
+    # The registry builds fresh networks: it has no versions and no trained weights to start
+    # from (a pushed model is rebuilt by the worker and passed in as a module).
+    if config.model_version is not None:
+        raise ConfigError.single("model_version", f"{config.model} is built by name and has "
+                                                  f"no versions; leave model_version out")
+    if config.init == "pretrained":
+        raise ConfigError.single("init", f"{config.model} is built by name and has no trained "
+                                         f"weights; pass your trained module as model=")
     try:
         return build_model(config.model, input_shape=input_shape, num_classes=num_classes,
                            mlp_widths=tuple(config.mlp_widths))
     except ModelError as error:
         raise ConfigError.single("model", str(error)) from error
+
+
+def check_own_model(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """ConfigError (on ``model``) unless ``model`` maps two samples of ``input_shape`` to
+    ``(2, num_classes)`` logits."""
+    first = next(model.parameters(), None)
+    sample = torch.zeros(2, *input_shape, dtype=first.dtype if first is not None else None,
+                         device=first.device if first is not None else None)
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = model(sample)
+    except Exception as error:  # a user's forward can fail in any way; name it, then stop
+        raise ConfigError.single("model", f"the model cannot take inputs of shape "
+                                          f"{tuple(input_shape)}: {type(error).__name__}: "
+                                          f"{error}") from error
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError.single("model", f"the model must return (batch, {num_classes}) logits "
+                                          f"for the data's {num_classes} classes; it returned "
+                                          f"{shape}")
+
+
+def reset_weights(model: nn.Module) -> None:
+    """Fresh weights from the global RNG (seeded by the caller), layer by layer."""
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module,

@@ -80,8 +80,8 @@ def _dense_flops(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, in
                 per_output = module.in_channels // module.groups * module.kernel_size[0] * \
                     module.kernel_size[1]
                 flops[name] = 2 * output[0].numel() * per_output
-            else:
-                flops[name] = 2 * module.in_features * module.out_features
+            else:  # once per token for a Linear on (batch, tokens, features)
+                flops[name] = 2 * module.in_features * output[0].numel()
         return hook
 
     handles = [m.register_forward_hook(count(n)) for n, m in model.named_modules()

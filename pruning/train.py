@@ -14,6 +14,7 @@ and ``step``, the number of completed optimizer steps):
   with BatchNorm adds the numbers with its running statistics as running_stats_test_loss, … (see
   ``pruning.bn_stats``; training itself never sees the re-estimation).
 - ``checkpoint``: path.  ``error``: message (the run then raises).  ``end``: summary.
+- ``log``: level, message; a line of progress before training (an image folder's decoding).
 
 With ``reference="sgd"`` an SGD twin trains in lock-step on the same minibatches
 (``pruning.twin``): train events add reference_train_loss, eval events reference_test_loss
@@ -44,7 +45,7 @@ from pruning.bn_stats import ReportedEvaluation
 from pruning.checkpoint import load_checkpoint, restore_rng, save_checkpoint
 from pruning.compact.job_end import finish_events
 from pruning.config import TrainConfig
-from pruning.data import augment_batch
+from pruning.data import augment_batch, progress_lines
 from pruning.forecast import forecast
 from pruning.job import Job, prepare
 from pruning.metrics import sparsity_metrics
@@ -65,10 +66,18 @@ class TrainingStopped(RuntimeError):
 
 def train(config: TrainConfig, on_event: EventSink | None = None, *,
           resume_from: str | Path | None = None,
-          should_stop: Callable[[], bool] | None = None) -> dict:
+          should_stop: Callable[[], bool] | None = None,
+          model: torch.nn.Module | None = None) -> dict:
+    """Run the job; ``model``: a network of one's own instead of ``config.model`` (see
+    ``pruning.job.prepare``), trained in place. Started from its own weights, the start event
+    carries the accuracy of that unpruned network (``pretrained``), measured once."""
     emit = on_event or (lambda event: None)
-    job = prepare(config)
+    job = prepare(config, model, progress=progress_lines(
+        lambda message: emit({"type": "log", "step": 0, "level": "info", "message": message})))
     reported = ReportedEvaluation.for_config(config, job.data)
+    pretrained = (reported.evaluate(job.model, job.data, job.device, job.autocast)
+                  if model is not None and config.init != "random" and resume_from is None
+                  else None)
     start_step, loss_count = 0, 0
     loss_sum = torch.zeros(2, device=job.device)  # [run, twin] since the last train event
     if resume_from is not None:
@@ -91,7 +100,8 @@ def train(config: TrainConfig, on_event: EventSink | None = None, *,
           "prunable_conv_share": job.structure.prunable_share(),
           "dense_layers": [{"layers": layers, "reason": reason}
                            for layers, reason in job.structure.dense],
-          "forecast": forecast(job)})
+          "forecast": forecast(job),
+          **({"pretrained": pretrained} if pretrained is not None else {})})
     started = time.perf_counter()
     last_eval: dict = {}
     order = None

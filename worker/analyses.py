@@ -24,6 +24,7 @@ from pruning.checkpoint import checkpoint_path
 from pruning.valley.analysis_run import AnalysisError, run_valley_analysis
 from worker.heartbeat import Heartbeat
 from worker.outage import DatabaseUnreachable, is_connection_error, with_retries
+from worker.pushed_models import job_model
 from worker.tasks import job_config, json_safe, worker_shutting_down
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def run_analysis(analysis_id: int, *, settings: Settings, beat: Heartbeat) -> st
         result = json_safe(run_valley_analysis(
             config, checkpoint=checkpoint_path(config.checkpoint_dir),
             reference_checkpoint=reference_checkpoint, options=options,
-            on_progress=on_progress))
+            on_progress=on_progress, model=_pushed_module(settings, config)))
     except Exception as error:
         message = str(error) if isinstance(error, AnalysisError) else (
             f"{type(error).__name__}: {error}")
@@ -85,6 +86,11 @@ def run_analysis(analysis_id: int, *, settings: Settings, beat: Heartbeat) -> st
     finally:
         beat.clear_analysis()
     return _finish(url, analysis_id, JobStatus.SUCCEEDED, beat, result=result)
+
+
+def _pushed_module(settings: Settings, config):
+    pushed = job_model(settings, config.model, config.model_version)
+    return pushed.module if pushed is not None else None
 
 
 def _claim(session: Session, analysis_id: int, worker_id: str):

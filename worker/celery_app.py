@@ -13,9 +13,9 @@ import threading
 
 from celery import Celery, bootsteps
 
-from backend.queue import RUN_ANALYSIS_TASK, RUN_JOB_TASK, broker_options
+from backend.queue import INSPECT_MODEL_TASK, RUN_ANALYSIS_TASK, RUN_JOB_TASK, broker_options
 from backend.settings import Settings
-from worker import analyses, tasks
+from worker import analyses, pushed_models, tasks
 from worker.heartbeat import Heartbeat
 
 
@@ -86,6 +86,12 @@ def make_celery(settings: Settings) -> PruneboardCelery:
         beat = app.heartbeat()
         beat.start()
         return analyses.run_analysis(int(analysis_id), settings=settings, beat=beat)
+
+    @app.task(name=INSPECT_MODEL_TASK, ignore_result=True, acks_late=True)
+    def inspect_model(version_id: int) -> str:
+        beat = app.heartbeat()
+        beat.start()
+        return pushed_models.inspect_model(int(version_id), settings=settings, beat=beat)
 
     app.steps["worker"].add(HeartbeatStep)
     return app

@@ -4,7 +4,9 @@ Every ``heartbeat_interval_s`` the thread
 - upserts this worker's ``workers`` row (what the API's worker list shows), with the dataset
   folders it can read under its data roots (``datasets``: what a job's ``data_dir`` is checked
   against). The roots are rescanned at start and then at most every ``DATASET_SCAN_INTERVAL_S``:
-  a scan only stats unchanged folders, but a beat need not do even that;
+  a scan only stats unchanged folders, but a beat need not do even that. With them go the names
+  its installed plugins register (``plugins``: ``{"models": [...], "datasets": [...]}``, what a
+  job naming a plugin's model or dataset is checked against), re-read as often;
 - touches ``heartbeat_at`` of the job it runs and reads that job's ``cancel_requested``: the
   training loop's ``should_stop`` then only reads a flag, never the database;
 - touches ``heartbeat_at`` of the loss-valley analysis it runs, if any;
@@ -102,6 +104,8 @@ class Heartbeat:
         self._failing: set[str] = set()  # the actions whose last try failed
         self._datasets: list[dict] = []
         self._scanned_at: float | None = None  # time.monotonic() of the last scan
+        self._plugins: dict[str, list[str]] = {"models": [], "datasets": []}
+        self._plugins_at: float | None = None  # time.monotonic() of the last plugin discovery
 
     def start(self) -> None:
         """Register, reap once (a worker starting after a crash recovers its jobs at once), then
@@ -159,15 +163,27 @@ class Heartbeat:
             self._scanned_at = moment
         return self._datasets
 
+    def plugins(self) -> dict[str, list[str]]:
+        """The model and dataset names of this worker's plugins, re-read as often as the data
+        roots (a broken plugin is skipped with a warning, never raised)."""
+        moment = time.monotonic()
+        if self._plugins_at is None or moment - self._plugins_at >= DATASET_SCAN_INTERVAL_S:
+            from pruning.plugins import plugin_names
+
+            self._plugins = plugin_names()
+            self._plugins_at = moment
+        return self._plugins
+
     def beat(self) -> None:
         now = utcnow()
         job, analysis = self._job, self._analysis
         datasets = self.datasets()
+        plugins = self.plugins()
         with session_scope(self._url) as session:
             insert = (postgresql.insert if session.bind.dialect.name == "postgresql"
                       else sqlite.insert)
             values = {"heartbeat_at": now, "current_job_id": job[0] if job else None,
-                      "datasets": datasets}
+                      "datasets": datasets, "plugins": plugins}
             session.execute(
                 insert(Worker)
                 .values(id=self.worker_id, host=socket.gethostname(), device=self._label,

@@ -17,6 +17,8 @@ LAYER_PREFIX = "layer_group_sparsity/"
 VALLEY_BARRIER = "valley_barrier"  # height above the chord between the ends
 VALLEY_BARRIER_ABOVE_ENDS = "valley_barrier_above_ends"
 VALLEY_PREFIX = "valley_path/"
+# The unpruned accuracy of a model of one's own, at step 0: pretrained_test_accuracy, ...
+PRETRAINED_PREFIX = "pretrained_"
 NOT_SERIES = {"type", "step", "epoch", "elapsed_s"}
 
 

@@ -31,9 +31,11 @@ from pruneboard.status import JobStatus
 from pruning import ConfigError, TrainConfig, TrainingError, TrainingStopped, train
 from pruning.checkpoint import CheckpointError, checkpoint_path
 from pruning.data import DatasetError, resolve_data_dir
+from pruning.user_models import ModelFileError
 from worker.heartbeat import Heartbeat
 from worker.jobs import Claim, cancel_queued_job, claim_job, finish_job, requeue_job
 from worker.outage import DatabaseUnreachable, with_retries
+from worker.pushed_models import job_model
 from worker.writer import EventWriter
 
 log = logging.getLogger(__name__)
@@ -116,8 +118,10 @@ def _run_claimed(job_id: int, attempt: int, values: dict[str, Any], settings: Se
         config = job_config(values, settings, job_id, beat.device)
         checkpoint = checkpoint_path(config.checkpoint_dir)
         writer = EventWriter(settings, job_id, attempt=attempt, link=beat.link)
+        pushed = job_model(settings, config.model, config.model_version)
         summary = train(config, writer, should_stop=stop_requested,
-                        resume_from=checkpoint if checkpoint.is_file() else None)
+                        resume_from=checkpoint if checkpoint.is_file() else None,
+                        model=pushed.module if pushed is not None else None)
     except (TrainingStopped, DatabaseUnreachable) as stopped:
         if isinstance(stopped, DatabaseUnreachable):
             outage_s = stopped.seconds
@@ -232,7 +236,7 @@ def worker_shutting_down() -> bool:
 
 
 def _expected(error: Exception) -> bool:
-    return isinstance(error, ConfigError | CheckpointError | TrainingError
+    return isinstance(error, ConfigError | CheckpointError | TrainingError | ModelFileError
                       | torch.cuda.OutOfMemoryError)
 
 
@@ -251,7 +255,7 @@ def _failure_message(error: Exception, *, device: str) -> str:
         return f"invalid config: {error}"
     if isinstance(error, CheckpointError):
         return f"cannot resume from the last checkpoint: {error}"
-    if isinstance(error, TrainingError):
+    if isinstance(error, TrainingError | ModelFileError):
         return str(error)
     if isinstance(error, torch.cuda.OutOfMemoryError):
         first_line = str(error).splitlines()[0] if str(error) else ""

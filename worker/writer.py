@@ -35,6 +35,7 @@ from pruneboard.status import JobStatus
 from worker.outage import Connectivity, is_connection_error, with_retries
 from worker.series import (
     LAYER_PREFIX,
+    PRETRAINED_PREFIX,
     VALLEY_BARRIER,
     VALLEY_BARRIER_ABOVE_ENDS,
     VALLEY_PREFIX,
@@ -123,9 +124,17 @@ class EventWriter:
                                        | {"name": event["path"]})
         elif kind == "start":
             self._on_start(event)
+            # The unpruned model of one's own, measured once before training: the reference line.
+            points = [(PRETRAINED_PREFIX + key, value)
+                      for key, value in (event.get("pretrained") or {}).items()
+                      if isinstance(value, int | float)]
+            with self._buffer:  # progress rows written with those points need a step
+                self._step = step if self._step is None else self._step
             sync = True
         elif kind == "checkpoint":
             self._add_log("info", f"checkpoint at step {step}")
+        elif kind == "log":
+            self._add_log(event.get("level", "info"), event["message"])
         elif kind == "error":
             self._add_log("error", event["message"])
             sync = True
@@ -238,6 +247,10 @@ class EventWriter:
         self._add_log("info", f"training {event['total_steps']} steps "
                               f"({event['steps_per_epoch']} per epoch) on {event['device']}, "
                               f"{where}")
+        pretrained = event.get("pretrained") or {}
+        if "test_accuracy" in pretrained:
+            self._add_log("info", f"the model as pushed, unpruned: test accuracy "
+                                  f"{100 * pretrained['test_accuracy']:.2f} %")
         warning = (event.get("forecast") or {}).get("warning")
         if warning:
             self._add_log("warning", f"pruning forecast: {warning}")

@@ -24,6 +24,7 @@ from backend.schemas import NO_NUL, HistoryOut, JobOut, JobPage
 from backend.services import idempotency
 from backend.services import jobs as service
 from backend.services.dispatch import Message, mark_pending
+from backend.services.models import pin_version
 from pruneboard.spec import JobSubmission
 from pruneboard.spec.forecast import forecast_for
 from pruneboard.spec.schema import client_job_schema
@@ -56,7 +57,8 @@ def submit_job(raw: RawBody, session: SessionDep, settings: SettingsDep,
     body = validate_body(JobSubmission, raw, context)
     # 429 at the owner's cap; an Idempotency-Key replay, which creates nothing, goes first.
     within_job_quota(session, settings, owner=caller.name)
-    job = service.create_job(session, owner=caller.name, config=body.engine_config(),
+    job = service.create_job(session, owner=caller.name,
+                             config=pin_version(body.engine_config(), context.models),
                              name=body.name, tags=body.tags)
     # From the architecture until the worker's start event brings the engine's own.
     job.forecast = forecast_for(body, context)

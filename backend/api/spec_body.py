@@ -14,7 +14,8 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from backend.services.workers import live_dataset_folders
+from backend.services.models import ready_models
+from backend.services.workers import live_dataset_folders, live_plugin_names
 from backend.settings import Settings
 from pruneboard.spec import DatasetFolder, ServiceContext, describe
 from pruneboard.spec.schema import model_schema
@@ -38,7 +39,10 @@ RawBody = Annotated[bytes, Depends(_raw_body)]
 def service_context(session: Session, settings: Settings) -> ServiceContext:
     folders = tuple(DatasetFolder.model_validate(f)
                     for f in live_dataset_folders(session, settings))
-    return ServiceContext(folders=folders, limits=settings.limits)
+    plugin_models, plugin_datasets = live_plugin_names(session, settings)
+    return ServiceContext(folders=folders, limits=settings.limits,
+                          models=ready_models(session), plugin_models=tuple(plugin_models),
+                          plugin_datasets=tuple(plugin_datasets))
 
 
 def validate_body(model: type[Model], raw: bytes, context: ServiceContext,

@@ -20,11 +20,13 @@ from typing import Literal
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from backend.models import Analysis, Job, Worker, utcnow
+from backend.models import Analysis, Job, ModelVersion, Worker, utcnow
 from pruneboard.status import JobStatus
 
-Kind = Literal["job", "analysis"]
-_TABLES: dict[Kind, type[Job] | type[Analysis]] = {"job": Job, "analysis": Analysis}
+# "model": inspect a pushed model's version (worker.inspection).
+Kind = Literal["job", "analysis", "model"]
+_TABLES: dict[Kind, type[Job] | type[Analysis] | type[ModelVersion]] = {
+    "job": Job, "analysis": Analysis, "model": ModelVersion}
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Message:
     row_id: int
 
 
-def mark_pending(row: Job | Analysis) -> None:
+def mark_pending(row: Job | Analysis | ModelVersion) -> None:
     """The row's message is still to be sent: call it in the transaction that queues the row."""
     row.dispatched_at = None
 

@@ -26,3 +26,16 @@ def live_dataset_folders(session: Session, settings: Settings) -> list[dict[str,
             if isinstance(entry, dict) and "dataset" in entry and "data_dir" in entry:
                 folders.setdefault((entry["dataset"], entry["data_dir"]), entry)
     return list(folders.values())
+
+
+def live_plugin_names(session: Session, settings: Settings) -> tuple[list[str], list[str]]:
+    """The model and dataset names the plugins of live workers register (``Worker.plugins``)."""
+    cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
+    models: set[str] = set()
+    datasets: set[str] = set()
+    for plugins in session.execute(select(Worker.plugins).where(Worker.heartbeat_at > cutoff)
+                                   ).scalars():
+        if isinstance(plugins, dict):
+            models.update(n for n in plugins.get("models") or [] if isinstance(n, str))
+            datasets.update(n for n in plugins.get("datasets") or [] if isinstance(n, str))
+    return sorted(models), sorted(datasets)

@@ -19,7 +19,9 @@ const KINDS = { 401: "auth", 403: "forbidden", 404: "notfound", 409: "conflict",
 async function request(method, path, { body, params } = {}) {
   const url = BASE + path + query(params);
   const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body;  // the browser sets the multipart Content-Type with its boundary
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -91,6 +93,18 @@ export const jobMetrics = (id, { keys, maxPoints = 1000 } = {}) =>
     { params: { keys: keys && keys.join(","), max_points: maxPoints } });
 
 export const metricsCsvUrl = (id) => `${BASE}/jobs/${id}/metrics.csv`;
+
+// -- pushed models ----------------------------------------------------------------------------
+/** {models: [{name, owner, created_at, versions (a count), latest: version}]}; a version is
+ *  {version, format, status (queued|running|ready|failed), error, input_shape, num_classes,
+ *  has_weights, files, inspection (null until ready), created_at, finished_at}. */
+export const listModels = () => request("GET", "/models");
+/** {name, owner, created_at, versions: [version, newest first]}. */
+export const getModel = (name) => request("GET", `/models/${encodeURIComponent(name)}`);
+/** form: FormData with name, input_shape ("C,H,W"), num_classes?, and the files graph (+ weights)
+ *  or onnx, each optionally with its <kind>_sha256; → the new version (status "queued"). */
+export const pushModel = (form) => request("POST", "/models", { body: form });
+export const deleteModel = (name) => request("DELETE", `/models/${encodeURIComponent(name)}`);
 
 // -- loss-valley analyses and the exported small model -----------------------------------------
 export const listAnalyses = (id) => request("GET", `/jobs/${id}/analyses`);

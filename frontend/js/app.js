@@ -9,6 +9,7 @@ import * as newJob from "./pages/newjob.js";
 import * as job from "./pages/job.js";
 import * as compare from "./pages/compare.js";
 import * as workers from "./pages/workers.js";
+import * as models from "./pages/models.js";
 
 const ROUTES = [
   [/^\/signin$/, signin, "Sign in"],
@@ -17,6 +18,7 @@ const ROUTES = [
   [/^\/jobs\/(\d+)$/, job, "Job"],
   [/^\/compare$/, compare, "Compare"],
   [/^\/workers$/, workers, "Workers"],
+  [/^\/models(?:\/([^/]+))?$/, models, "Models"],
 ];
 
 const state = { identity: null, cleanup: null };

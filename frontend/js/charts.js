@@ -2,7 +2,7 @@
 // Plotly.react and a fixed uirevision, so a live update never resets the user's zoom, and it
 // shows a sentence instead of an empty plot when there is nothing to draw.
 
-import { STEP_AXIS } from "./series.js";
+import { describe, STEP_AXIS } from "./series.js";
 
 const UIREVISION = "pruneboard";   // constant: Plotly keeps zoom/pan/legend state across reacts
 // Below this many points in one chart, SVG draws faster than WebGL (no GL context to start:
@@ -125,7 +125,8 @@ export function lineChart(el, options) {
       }
       const total = lines.reduce((n, l) => n + l.steps.length, 0);
       const type = total > WEBGL_ABOVE ? "scattergl" : "scatter";
-      return chart.draw(lines.map((l) => ({
+      const span = stepSpan(lines.filter((l) => !isReference(l)));
+      return chart.draw(lines.map((l) => (isReference(l) ? referenceLine(l, span) : {
         type, mode: l.steps.length > 1 ? "lines" : "markers", name: l.name, meta: l.key,
         x: l.steps, y: l.values, yaxis: l.secondAxis ? "y2" : "y",
         hovertemplate: `%{y:${l.percent ? ".2%" : ".4g"}} at step %{x}<extra>${l.name}</extra>`,
@@ -133,6 +134,24 @@ export function lineChart(el, options) {
     },
     message: (text) => chart.message(text),
   };
+}
+
+// A reference series (one value, e.g. the unpruned model's accuracy at step 0) is a flat
+// dashed line across every step the other series cover.
+const isReference = (line) => line.reference ?? Boolean(describe(line.key || "").reference);
+
+function stepSpan(lines) {
+  const steps = lines.flatMap((l) => (l.steps.length ? [l.steps[0], l.steps[l.steps.length - 1]] : []));
+  return steps.length ? [Math.min(0, ...steps), Math.max(...steps)] : null;
+}
+
+function referenceLine(line, span) {
+  const value = line.values[line.values.length - 1];
+  const step = line.steps[line.steps.length - 1];
+  const [x0, x1] = span && span[1] > span[0] ? span : [step, step + 1];
+  return { type: "scatter", mode: "lines", name: line.name, meta: line.key, x: [x0, x1], y: [value, value],
+    yaxis: line.secondAxis ? "y2" : "y", line: { dash: "dash", width: 1.5, color: "#555" },
+    hovertemplate: `%{y:${line.percent ? ".2%" : ".4g"}}<extra>${line.name}</extra>` };
 }
 
 /** Per-layer group sparsity over steps: update({layers, steps, z}) with z[layer][column]. */

@@ -23,8 +23,9 @@ const isNull = (s) => s && (s.type === "null" || (Array.isArray(s.type) && s.typ
 
 /**
  * One field of the form from a property of `schema`: {name, kind, nullable, base, items, tuple,
- * default, help, section, requires, modelDefaults}. kind: "enum" | "bool" | "int" | "float" | "str" | "list" |
- * "tuple"; `base` is the non-null part of the property (where its bounds are).
+ * default, help, section, requires, modelDefaults, choices}. kind: "enum" | "bool" | "int" | "float" | "str" |
+ * "list" | "tuple"; `base` is the non-null part of the property (where its bounds are); `choices`
+ * the options of an enum.
  */
 export function fieldOf(name, prop, schema = {}) {
   const defs = schema.$defs || schema.definitions || {};
@@ -40,9 +41,13 @@ export function fieldOf(name, prop, schema = {}) {
     nullable = true;
     base = { ...full, type: full.type.filter((t) => t !== "null")[0] };
   }
+  // x-builtin: a name field (model, dataset) whose choices are the built-in names, to which the
+  // service adds its own (pushed models); any name of the allowed form passes the field's check.
+  const builtin = Array.isArray(full["x-builtin"]) ? full["x-builtin"] : null;
   return {
     name,
-    kind: kindOf(base),
+    kind: builtin ? "enum" : kindOf(base),
+    choices: choicesOf(base) || builtin,
     nullable,
     base,
     items: base.items ? resolve(base.items, defs) : null,
@@ -194,7 +199,8 @@ export function parseField(field, raw) {
   }
   if (field.kind === "enum") {
     const parsed = scalar(field.base, text);
-    return parsed.error ? { error: `choose ${rangeText(field.base)}` } : parsed;
+    const options = choicesOf(field.base) ? rangeText(field.base) : `one of ${(field.choices || []).join(", ")}`;
+    return parsed.error ? { error: `choose ${options}` } : parsed;
   }
   const parsed = scalar(field.base, text);
   const numeric = field.kind === "int" || field.kind === "float";

@@ -22,6 +22,10 @@ export const SERIES = {
   reference_train_loss: { label: "SGD twin train loss", axis: "cross-entropy loss (nats)" },
   reference_test_loss: { label: "SGD twin test loss", axis: "cross-entropy loss (nats)" },
   reference_test_accuracy: { label: "SGD twin test accuracy", axis: "test accuracy (%)", percent: true },
+  // A pushed model's own weights, measured once before training (step 0): drawn across the chart
+  // as a dashed reference line, the number pruning should hold.
+  pretrained_test_accuracy: { label: "unpruned pushed model: test accuracy", axis: "test accuracy (%)", percent: true, reference: true },
+  pretrained_test_loss: { label: "unpruned pushed model: test loss", axis: "cross-entropy loss (nats)", reference: true },
   // Height of the train loss above the chord between the line's ends (pruning.valley.evaluation).
   valley_barrier: { label: "barrier above the chord, line twin → run", axis: "loss barrier (nats)" },
 };
@@ -39,8 +43,9 @@ export function describe(key) {
  *  keeps a chart off the page of jobs that cannot have it. */
 export const JOB_CHARTS = [
   { id: "loss", title: "Train and test loss", keys: ["train_loss", "test_loss", "reference_train_loss",
-    "reference_test_loss"] },
-  { id: "accuracy", title: "Test accuracy", keys: ["test_accuracy", "test_top5", "reference_test_accuracy"] },
+    "reference_test_loss", "pretrained_test_loss"] },
+  { id: "accuracy", title: "Test accuracy", keys: ["test_accuracy", "test_top5", "reference_test_accuracy",
+    "pretrained_test_accuracy"] },
   { id: "sparsity", title: "Weight and group sparsity", keys: ["weight_sparsity", "group_sparsity"] },
   { id: "remaining", title: "Remaining FLOPs and params", keys: ["remaining_flops", "remaining_params"] },
   // Two scales on one chart: λₙ grows while γ follows its schedule.

@@ -68,5 +68,22 @@ class DatasetFacts:
 DIGITS = DatasetFacts((1, 8, 8), 10, 1437)
 BUILTIN_DATASETS = ("digits", "synthetic")
 # Read from a folder that a worker reports under its data roots (the facts come from the files).
-FOLDER_DATASETS = ("mnist", "cifar10", "cifar100")
+FOLDER_DATASETS = ("mnist", "cifar10", "cifar100", "imagefolder", "npz")
 DATASETS = BUILTIN_DATASETS + FOLDER_DATASETS
+
+# Models and datasets beyond the built-in ones: a model pushed to the service (its name is
+# chosen by the user, lower-case), or a name a worker plugin registers (entry points
+# ``pruneboard.models`` / ``pruneboard.datasets``). Both are validated against what the service
+# knows (ServiceContext); a notebook passes its own module to ``pruning.train(config, model=…)``.
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+PLUGIN_MODEL_GROUP = "pruneboard.models"
+PLUGIN_DATASET_GROUP = "pruneboard.datasets"
+# A model of one's own starts from its weights (pretrained) or fresh ones drawn from the seed.
+INITS = ("pretrained", "random")
+# The c and μ family of a model that is not built in: the gentler cifar-scale threshold, since
+# it usually arrives trained and should be pruned without being wrecked first.
+CUSTOM_MODEL_FAMILY = "cifar-scale"
+
+
+def model_family(model: str) -> str:
+    return MODEL_FAMILIES.get(model, CUSTOM_MODEL_FAMILY)

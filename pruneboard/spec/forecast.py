@@ -112,8 +112,10 @@ def forecast_warnings(forecast: dict[str, Any] | None) -> list[str]:
 
 def forecast_spec(spec: Any, facts: catalog.DatasetFacts | None) -> dict[str, Any] | None:
     """The forecast of a validated job spec on data with these facts, from the architecture;
-    None for a method without a threshold, or when the data's facts are unknown."""
-    if spec.method not in DUAL_AVERAGING or facts is None:
+    None for a method without a threshold, when the data's facts are unknown, or for a model
+    that is not built in (its layers are known only to the worker that inspected it; the
+    worker's start event brings the engine's own forecast)."""
+    if spec.method not in DUAL_AVERAGING or facts is None or spec.model not in catalog.MODELS:
         return None
     steps_per_epoch = facts.train_size // spec.batch_size
     total = spec.epochs * steps_per_epoch

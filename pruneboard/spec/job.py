@@ -23,7 +23,7 @@ from pydantic import (
 
 from pruneboard.spec import catalog
 from pruneboard.spec.errors import SpecError
-from pruneboard.spec.types import Identifier, integer, number, text
+from pruneboard.spec.types import Identifier, Name, integer, number, text
 
 SECTIONS = ("Job", "Pruning and optimizer", "Run",
             "Baselines (l1-filter, spp, increg, gfs, eigendamage, pivot)",
@@ -35,7 +35,8 @@ SERVER_FIELDS = ("checkpoint_dir", "export_dir", "device")
 
 def _f(default: Any, help: str, section: str, *, methods: tuple[str, ...] | None = None,
        requires: tuple[str, tuple[str, ...]] | None = None, server: bool = False,
-       family_defaults: str | None = None, **constraints: Any) -> Any:
+       family_defaults: str | None = None, builtin: tuple[str, ...] | None = None,
+       **constraints: Any) -> Any:
     """A field with its help and the facts the form shows: its section, the methods that read
     it, and the field whose value it needs ("requires": a non-default value needs ``field`` to
     be one of ``one_of``)."""
@@ -46,6 +47,8 @@ def _f(default: Any, help: str, section: str, *, methods: tuple[str, ...] | None
         extra["x-requires"] = {"field": requires[0], "one_of": list(requires[1])}
     if server:
         extra["x-server"] = True
+    if builtin is not None:
+        extra["x-builtin"] = list(builtin)  # the form's choices before the service's own
     if family_defaults is not None:
         extra["x-model-defaults"] = {model: catalog.THRESHOLD_DEFAULTS[family][family_defaults]
                                      for model, family in catalog.MODEL_FAMILIES.items()}
@@ -59,14 +62,26 @@ PRUNING_METHODS = tuple(m for m in catalog.METHODS if m != "sgd")
 class JobSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", title="Job config")
 
-    model: Literal[catalog.MODELS] = _f("mlp", "network to train (registry name)", JOB)
-    dataset: Literal[catalog.DATASETS] = _f(
-        "digits", "dataset (digits and synthetic ship with Pruneboard; mnist, cifar10 and "
-        "cifar100 are read from a data folder)", JOB)
+    model: Name = _f(
+        "mlp", "network to train: a built-in one (" + ", ".join(catalog.MODELS) + "), a model "
+        "pushed to the service (pruneboard model push) or one a worker plugin registers", JOB,
+        builtin=catalog.MODELS)
+    model_version: integer(1, 1_000_000) | None = _f(
+        None, "version of a pushed model (left out: its newest ready version)", JOB)
+    init: Literal[catalog.INITS] | None = _f(
+        None, "pretrained: start from the pushed model's trained weights (the default when it "
+        "has them); random: fresh weights drawn from the seed (the default otherwise)", JOB)
+    dataset: Name = _f(
+        "digits", "dataset (digits and synthetic ship with Pruneboard; mnist, cifar10, "
+        "cifar100, imagefolder and npz are read from a data folder; a worker plugin may "
+        "register more)", JOB, builtin=catalog.DATASETS)
     data_dir: text(500) | None = _f(
-        None, "the data folder of mnist, cifar10 or cifar100: on a service, the name of a "
-        "folder some worker reports; in `pruneboard train`, a path", JOB,
+        None, "the data folder of mnist, cifar10, cifar100, imagefolder or npz: on a service, "
+        "the name of a folder some worker reports; in `pruneboard train`, a path", JOB,
         requires=("dataset", catalog.FOLDER_DATASETS))
+    image_size: integer(1, 4096) | None = _f(
+        None, "imagefolder: resize every image to this side (needed when the images differ in "
+        "size; left out, they keep their own)", JOB, requires=("dataset", ("imagefolder",)))
     method: Literal[catalog.METHODS] = _f(
         "sdprun", "pruning method (sgd trains the dense reference)", JOB)
     lr: number(0.0, 10.0, open_low=True) = _f(0.1, "learning rate γ", OPTIMIZER)
@@ -174,10 +189,9 @@ class JobSpec(BaseModel):
                 catalog.DUAL_AVERAGING:
             return values
         model = values.get("model", "mlp")
-        family = catalog.MODEL_FAMILIES.get(model) if isinstance(model, str) else None
-        if family is None:
-            return values  # an unknown model: the model field's own error says so
-        return {**catalog.THRESHOLD_DEFAULTS[family], **values}
+        if not isinstance(model, str):
+            return values  # the model field's own error says so
+        return {**catalog.THRESHOLD_DEFAULTS[catalog.model_family(model)], **values}
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> JobSpec:

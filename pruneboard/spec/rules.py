@@ -18,7 +18,7 @@ from typing import Any
 from pruneboard.spec import catalog
 from pruneboard.spec.errors import refuse
 from pruneboard.spec.job import SERVER_FIELDS, JobSpec, field_default, field_extra
-from pruneboard.spec.service import ServiceContext, service_of
+from pruneboard.spec.service import ServiceContext, StoredModel, service_of
 from pruneboard.spec.sizes import ModelCount, count_model
 
 Problems = list[tuple[str, str]]
@@ -33,18 +33,64 @@ def check_job(spec: JobSpec, context: Any) -> None:
     if spec.dataset in catalog.FOLDER_DATASETS and not spec.data_dir:
         problems.append(("data_dir", f"dataset {spec.dataset} is read from a data folder; name "
                                      f"one (nothing is downloaded)"))
+    stored, model_problems = _model_of(spec, service)
+    problems += model_problems
     if service is not None:
         problems += _service_fields(spec, service)
     facts = None if problems else dataset_facts(spec, service)
+    if service is not None and not problems and facts is None:
+        problems += _folder_shape(spec, service)
     if facts is not None:
-        problems += _fits_data(spec, facts)
-        if not problems:
+        problems += _fits_data(spec, facts, stored)
+        if not problems and spec.model in catalog.MODELS:
             count = count_model(spec.model, facts.input_shape, facts.num_classes,
                                 spec.mlp_widths)
             problems += _trains(spec, facts, count)
             if service is not None and not problems:
-                problems += _limits(spec, facts, count, service)
+                problems += _limits(spec, facts, count.params, count.flops,
+                                    count.activation_bytes(spec.batch_size), service)
+        elif not problems and stored is not None and service is not None:
+            problems += _limits(spec, facts, stored.params, stored.flops,
+                                3 * 4 * spec.batch_size * stored.outputs, service)
     refuse(problems)
+
+
+def _model_of(spec: JobSpec, service: ServiceContext | None
+              ) -> tuple[StoredModel | None, Problems]:
+    """The pushed model the job names (None for a built-in or a plugin's), and what is wrong
+    with the model fields. Without a service a name that is not built in is left to the engine:
+    a notebook passes its own module, a plugin registers one on this machine."""
+    builtin = spec.model in catalog.MODELS
+    problems: Problems = []
+    if builtin and spec.model_version is not None:
+        problems.append(("model_version", f"{spec.model} is built in and has no versions; "
+                                          f"leave model_version out"))
+    if builtin and spec.init == "pretrained":
+        problems.append(("init", f"{spec.model} is built in and has no trained weights; leave "
+                                 f"init out (random)"))
+    if builtin or service is None:
+        return None, problems
+    stored = service.stored_model(spec.model, spec.model_version)
+    if stored is None and spec.model in service.plugin_models and spec.model_version is None:
+        return None, problems
+    if stored is None:
+        versions = sorted(m.version for m in service.models if m.name == spec.model)
+        if versions:
+            problems.append(("model_version", f"{spec.model} has no ready version "
+                                              f"{spec.model_version}; ready: "
+                                              f"{', '.join(map(str, versions))}"))
+        else:
+            pushed = sorted({m.name for m in service.models} | set(service.plugin_models))
+            problems.append(("model", f"no model named {spec.model!r}: built in are "
+                                      f"{', '.join(catalog.MODELS)}"
+                                      + (f"; pushed or from plugins: {', '.join(pushed)}"
+                                         if pushed else "")
+                                      + " (a pushed model is usable once it is ready)"))
+        return None, problems
+    if spec.init == "pretrained" and not stored.has_weights:
+        problems.append(("init", f"{stored.name} version {stored.version} was pushed without "
+                                 f"weights; use init random (or push weights)"))
+    return stored, problems
 
 
 def dataset_facts(spec: JobSpec, service: ServiceContext | None) -> catalog.DatasetFacts | None:
@@ -58,8 +104,18 @@ def dataset_facts(spec: JobSpec, service: ServiceContext | None) -> catalog.Data
         return None  # a local folder: the engine checks it when it reads the files
     for folder in service.folders_of(spec.dataset):
         if folder.data_dir == spec.data_dir:
-            return folder.facts()
+            if folder.mixed_sizes and spec.image_size is None:
+                return None  # _folder_shape says why
+            return folder.facts(spec.image_size)
     return None
+
+
+def _folder_shape(spec: JobSpec, service: ServiceContext) -> Problems:
+    for folder in service.folders_of(spec.dataset):
+        if folder.data_dir == spec.data_dir and folder.mixed_sizes:
+            return [("image_size", f"the images in {spec.data_dir} differ in size; set "
+                                   f"image_size to resize them to one side")]
+    return []
 
 
 def _unread_fields(spec: JobSpec) -> Problems:
@@ -81,14 +137,23 @@ def _unread_fields(spec: JobSpec) -> Problems:
     return problems
 
 
-def _fits_data(spec: JobSpec, facts: catalog.DatasetFacts) -> Problems:
+def _fits_data(spec: JobSpec, facts: catalog.DatasetFacts, stored: StoredModel | None
+               ) -> Problems:
     problems = []
     _, height, width = facts.input_shape
-    side = catalog.MIN_INPUT_SIDE[spec.model]
+    side = catalog.MIN_INPUT_SIDE.get(spec.model, 1)
     if height < side or width < side:
         where = "synthetic_shape" if spec.dataset == "synthetic" else "model"
         problems.append((where, f"{spec.model} needs inputs of at least {side}x{side}; "
                                 f"{spec.dataset} has {height}x{width}"))
+    if stored is not None and tuple(stored.input_shape) != tuple(facts.input_shape):
+        problems.append(("model", f"{stored.name} version {stored.version} takes inputs of "
+                                  f"{_shape(stored.input_shape)}; {spec.dataset} has "
+                                  f"{_shape(facts.input_shape)}"))
+    if stored is not None and stored.num_classes != facts.num_classes:
+        problems.append(("model", f"{stored.name} version {stored.version} has "
+                                  f"{stored.num_classes} outputs; {spec.dataset} has "
+                                  f"{facts.num_classes} classes"))
     if spec.dataset == "synthetic" and spec.synthetic_size < spec.synthetic_classes:
         problems.append(("synthetic_size", f"must be at least synthetic_classes "
                                            f"({spec.synthetic_classes}), got "
@@ -97,6 +162,10 @@ def _fits_data(spec: JobSpec, facts: catalog.DatasetFacts) -> Problems:
         problems.append(("batch_size", f"must be at most the {facts.train_size} training "
                                        f"samples of {spec.dataset}, got {spec.batch_size}"))
     return problems
+
+
+def _shape(shape) -> str:
+    return "x".join(map(str, shape))
 
 
 def _trains(spec: JobSpec, facts: catalog.DatasetFacts, count: ModelCount) -> Problems:
@@ -121,14 +190,18 @@ def _service_fields(spec: JobSpec, service: ServiceContext) -> Problems:
                          "root (PRUNEBOARD_DATA_ROOTS)")
             problems.append(("data_dir", f"no live worker has a {spec.dataset} folder named "
                                          f"{spec.data_dir!r}; {available}"))
+    if spec.dataset not in catalog.DATASETS and spec.dataset not in service.plugin_datasets:
+        plugins = (f"; from live workers' plugins: {', '.join(service.plugin_datasets)}"
+                   if service.plugin_datasets else "")
+        problems.append(("dataset", f"no dataset named {spec.dataset!r}: built in are "
+                                    f"{', '.join(catalog.DATASETS)}{plugins}"))
     return problems
 
 
-def _limits(spec: JobSpec, facts: catalog.DatasetFacts, count: ModelCount,
+def _limits(spec: JobSpec, facts: catalog.DatasetFacts, params: int, flops: int, memory: int,
             service: ServiceContext) -> Problems:
     limits = service.limits
     problems = []
-    params, flops = count.params, count.flops
     where = "mlp_widths" if spec.model == "mlp" else "model"
     if params > limits.max_model_params:
         problems.append((where, f"{spec.model} on this data has {params:,} parameters; this "
@@ -138,7 +211,6 @@ def _limits(spec: JobSpec, facts: catalog.DatasetFacts, count: ModelCount,
         problems.append((where, f"{spec.model} on this data takes {flops:,} FLOPs per sample; "
                                 f"this service allows at most {limits.max_model_flops:,} "
                                 f"(max_model_flops)"))
-    memory = count.activation_bytes(spec.batch_size)
     if memory > limits.max_activation_bytes:
         problems.append(("batch_size", f"{spec.model} at batch {spec.batch_size} on this data "
                                        f"needs about {memory:,} bytes of activations "

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pruneboard.spec import catalog
 from pruneboard.spec.analysis import AnalysisRequest
 from pruneboard.spec.job import SECTIONS, SERVER_FIELDS, JobSubmission
-from pruneboard.spec.presets import PRESETS, preset_document
+from pruneboard.spec.presets import FINE_TUNE_PRESETS, PRESETS, preset_document
 from pruneboard.spec.service import ANALYSIS_LIMITS, ServiceContext, ServiceLimits
 
 
@@ -93,5 +93,7 @@ def config_document(service: ServiceContext | None = None) -> dict[str, Any]:
             "builtin": list(catalog.BUILTIN_DATASETS),
             "folders": [folder.model_dump(mode="json") for folder in service.folders],
         },
-        "presets": [preset_document(preset, service) for preset in PRESETS],
+        "presets": [preset_document(preset, service) for preset in PRESETS + FINE_TUNE_PRESETS],
+        # Pushed models that are ready, for the form's model choice (name, version, input shape).
+        "models": [model.model_dump(mode="json") for model in service.models],
     }

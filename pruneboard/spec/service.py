@@ -23,12 +23,31 @@ class DatasetFolder(BaseModel):
 
     dataset: str
     data_dir: text(500)
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, int, int]  # imagefolder: the first image's, before any resize
     num_classes: int
     train_size: int
+    mixed_sizes: bool = False  # imagefolder: the images differ in size (image_size needed)
 
-    def facts(self) -> catalog.DatasetFacts:
-        return catalog.DatasetFacts(self.input_shape, self.num_classes, self.train_size)
+    def facts(self, image_size: int | None = None) -> catalog.DatasetFacts:
+        shape = self.input_shape
+        if image_size is not None:
+            shape = (shape[0], image_size, image_size)
+        return catalog.DatasetFacts(shape, self.num_classes, self.train_size)
+
+
+class StoredModel(BaseModel):
+    """One ready version of a model pushed to the service, with what its inspection measured."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: int
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    params: int
+    flops: int
+    outputs: int  # values its conv and linear layers emit for one sample (activation memory)
+    has_weights: bool
 
 
 # Not strict, unlike body fields: settings come from the environment as text.
@@ -76,9 +95,18 @@ ANALYSIS_LIMITS = ("eval_samples", "random_directions", "points", "bezier_steps"
 class ServiceContext:
     folders: tuple[DatasetFolder, ...] = ()
     limits: ServiceLimits = field(default_factory=ServiceLimits)
+    models: tuple[StoredModel, ...] = ()  # every ready version of every pushed model
+    plugin_models: tuple[str, ...] = ()  # names some live worker's plugins register
+    plugin_datasets: tuple[str, ...] = ()
 
     def folders_of(self, dataset: str) -> list[DatasetFolder]:
         return [f for f in self.folders if f.dataset == dataset]
+
+    def stored_model(self, name: str, version: int | None) -> StoredModel | None:
+        """The ready version ``version`` of pushed model ``name``, or its newest one."""
+        found = [m for m in self.models if m.name == name
+                 and (version is None or m.version == version)]
+        return max(found, key=lambda m: m.version, default=None)
 
 
 def service_of(context: object) -> ServiceContext | None:

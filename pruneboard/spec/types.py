@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, StrictFloat, StrictInt, StrictStr
 from pydantic_core import PydanticCustomError
 
+from pruneboard.spec.catalog import NAME_PATTERN
+
 INT64_MAX = 2**63 - 1
 
 
@@ -39,3 +41,7 @@ def number(low: float, high: float, *, open_low: bool = False, open_high: bool =
 
 Identifier = Annotated[StrictStr, Field(min_length=1, max_length=200,
                                         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")]
+
+# A model or dataset name: a built-in one, a pushed model's or a plugin's (catalog.NAME_PATTERN).
+Name = Annotated[StrictStr, Field(min_length=1, max_length=64,
+                                  pattern=NAME_PATTERN)]

@@ -9,6 +9,9 @@ weights file's size and SHA-256, plus its own SHA-256 over its canonical form::
      "weights": {"file": "model.safetensors", "bytes": ..., "sha256": "..."},
      "json_sha256": "..."}
 
+(The architecture also has ``parameters`` when the network reads tensors it owns directly; files
+written without them load as before.)
+
 ``load_compact`` refuses a file that differs by even one byte from what was written: the JSON
 must be byte-for-byte its canonical form and match its own digest, the weights must match theirs.
 The digests detect corruption and accidental edits, not a forger who rewrites both files; what

@@ -5,7 +5,8 @@ depend on the input: its bias, or ``γ·(b − μ)/√(σ²+ε) + β`` after its
 through the channel-wise operations on the way to the consumers. That value is read where each
 consumer receives it, on a probe batch, and the consumer's share is moved into its bias:
 
-- Linear ``y = W x + b`` reading the unit at columns J: ``b += W[:, J] · x_J``;
+- Linear ``y = W x + b`` reading the unit at columns J: ``b += W[:, J] · x_J`` (the same for
+  every sample and every token);
 - Conv2d without padding: every output position sees the constant c under the whole kernel, so
   ``b += c · Σ_{kh,kw} W[:, u, kh, kw]``.
 
@@ -41,7 +42,7 @@ def fold_constant_units(model: nn.Module, structure: GroupStructure,
     folded = 0
     for group, units in plans:
         for unit in units:
-            terms = [_constant_term(modules[c.name], inputs.get(c.name), unit, c.inputs_per_unit)
+            terms = [_constant_term(modules[c.name], inputs.get(c.name), _columns(c, unit))
                      for c in group.consumers]
             if any(term is None for term in terms):
                 continue
@@ -86,23 +87,34 @@ def _consumer_inputs(model: nn.Module, probe: torch.Tensor, names: set[str]) -> 
     return {name: values[0] for name, values in seen.items() if len(values) == 1}
 
 
-def _constant_term(module: nn.Module, inputs: torch.Tensor | None, unit: int,
-                   per_unit: int) -> torch.Tensor | None:
-    """What the constant unit adds to each of ``module``'s outputs, or None if not exact."""
-    if inputs is None:
+def _columns(consumer, unit: int) -> list[int]:
+    """The consumer's input channels that carry ``unit`` (offset after a concatenation)."""
+    if consumer.columns:
+        return list(consumer.columns[unit])
+    per_unit = consumer.inputs_per_unit
+    return list(range(unit * per_unit, (unit + 1) * per_unit))
+
+
+def _constant_term(module: nn.Module, inputs: torch.Tensor | None,
+                   columns: list[int]) -> torch.Tensor | None:
+    """What the constant unit read at ``columns`` adds to each of ``module``'s outputs, or None
+    if not exact."""
+    if inputs is None or not columns:
         return None
     if isinstance(module, nn.Linear):
-        columns = slice(unit * per_unit, (unit + 1) * per_unit)
-        values = inputs[:, columns]
+        # Features are the last axis; every sample (and token, for a transformer's Linear on
+        # (batch, tokens, features)) must see the same constant.
+        values = inputs[..., columns].reshape(-1, len(columns))
         if not (values == values[:1]).all() or not values.isfinite().all():
             return None
         return module.weight.detach()[:, columns] @ values[0]
-    if isinstance(module, nn.Conv2d) and module.groups == 1 and _no_padding(module):
-        channel = inputs[:, unit]
+    if (isinstance(module, nn.Conv2d) and module.groups == 1 and _no_padding(module)
+            and len(columns) == 1):
+        channel = inputs[:, columns[0]]
         value = channel.reshape(-1)[0]
         if not (channel == value).all() or not value.isfinite():
             return None
-        return module.weight.detach()[:, unit].sum((1, 2)) * value
+        return module.weight.detach()[:, columns[0]].sum((1, 2)) * value
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -59,15 +60,23 @@ class Dataset:
 
 
 def make_dataset(
-    name: str, splits: RawSplits, *, num_classes: int, augment: bool = False
+    name: str, splits: RawSplits, *, num_classes: int, augment: bool = False,
+    mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
 ) -> Dataset:
     """Convert raw splits to a :class:`Dataset`, normalising ``x -> (x - mean_c) / std_c`` with the
-    per-channel mean and (population) std of the train images, applied to both splits."""
-    # torch.tensor copies while converting, so read-only buffers (np.frombuffer) are fine.
+    per-channel mean and (population) std of the train images, applied to both splits. ``mean``
+    and ``std``: those statistics already known (an image folder's cache stores them), which
+    saves a pass over the train images."""
+    # torch.tensor copies while converting, so read-only buffers (np.frombuffer, a read-only
+    # memory map) are fine.
     train_x = torch.tensor(splits.train_x, dtype=torch.float32)
     test_x = torch.tensor(splits.test_x, dtype=torch.float32)
-    var, mean = torch.var_mean(train_x, dim=(0, 2, 3), correction=0, keepdim=True)
-    std = var.sqrt()
+    if mean is not None and std is not None:
+        mean = torch.tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+        std = torch.tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+    else:
+        var, mean = torch.var_mean(train_x, dim=(0, 2, 3), correction=0, keepdim=True)
+        std = var.sqrt()
     # A constant channel carries no information; leave its scale alone rather than divide by ~0.
     std = torch.where(std > 0, std, torch.ones_like(std))
     # In place: for CIFAR the float copies are the big allocation, so avoid making two more.

@@ -6,29 +6,40 @@ validation needs (input shape, classes, training samples), read from the files t
 job is only accepted for a folder some worker can load.
 
 Rescans are cheap: facts are cached per folder and kept while the sizes and mtimes of its files
-stay the same, so a rescan of unchanged folders only stats files.
+(and, for an image folder, of its class folders) stay the same, so a rescan of unchanged folders
+only lists and stats files. An image folder's facts come from the image headers (no pixel is
+decoded), an npz folder's from the array headers inside the archive and its labels.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
+import os
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from pruneboard.spec.catalog import FOLDER_DATASETS, DatasetFacts
 
-from . import cifar, mnist
+from . import cifar, imagefolder, mnist
 from .cifar import load_batch
 from .dataset import DatasetError
+from .npz import find_npz, npz_facts
 
 log = logging.getLogger(__name__)
 
+
+class FolderFacts(NamedTuple):
+    facts: DatasetFacts  # an image folder's input shape is its first image's
+    mixed_sizes: bool = False  # an image folder whose images differ in size
+
+
 # (dataset, folder) -> (signature of its files, facts or the error message). Failures are kept
 # too: a malformed folder is then read and warned about once, not at every rescan.
-_CACHE: dict[tuple[str, str], tuple[tuple, DatasetFacts | str]] = {}
+_CACHE: dict[tuple[str, str], tuple[tuple, FolderFacts | str]] = {}
 _MISSING_ROOTS: set[str] = set()  # roots already warned about, so the log is not flooded
 
 _CIFAR = {  # dataset -> (sub-folder, train files, test files, labels key, classes)
@@ -40,7 +51,14 @@ _CIFAR = {  # dataset -> (sub-folder, train files, test files, labels key, class
 
 def dataset_files(dataset: str, directory: Path) -> dict[str, Path] | None:
     """The files ``dataset`` is read from in ``directory``, found where its reader looks first,
-    or None when they are not all there. Only stats files."""
+    or None when they are not all there. Only lists and stats files; an image folder's class
+    folders are among them, so that adding or removing a file changes their mtime."""
+    if dataset == "imagefolder":
+        watched = _image_folder_watched(directory)
+        return None if watched is None else {path: Path(path) for path in watched}
+    if dataset == "npz":
+        return {path.name: path for path in sorted(Path(directory).glob("*.npz"))
+                if not path.name.startswith(".") and path.is_file()} or None
     if dataset == "mnist":
         for candidate in mnist.candidate_dirs(directory):
             paths = {key: mnist.find_file(candidate, name) for key, name in mnist.FILES.items()}
@@ -57,23 +75,60 @@ def dataset_files(dataset: str, directory: Path) -> dict[str, Path] | None:
     return None
 
 
-def folder_facts(dataset: str, directory: Path) -> DatasetFacts:
-    """Input shape, classes and training samples of ``dataset`` in ``directory``, read from its
-    files: the IDX headers for mnist (no pixel is read), the training batches for cifar."""
-    files = dataset_files(dataset, Path(directory))
+def folder_facts(dataset: str, directory: Path, image_size: int | None = None) -> DatasetFacts:
+    """Input shape, classes and training samples of ``dataset`` in ``directory`` as a load with
+    ``image_size`` (imagefolder only) gives them, read from its files: the IDX headers for mnist,
+    the image headers for imagefolder, the array headers and labels for npz (no pixel is read),
+    the training batches for cifar."""
+    found = read_folder(dataset, directory)
+    if image_size is not None:
+        channels = found.facts.input_shape[0]
+        return DatasetFacts((channels, image_size, image_size), found.facts.num_classes,
+                            found.facts.train_size)
+    if found.mixed_sizes:
+        raise DatasetError(f"the images in {directory} differ in size; set image_size to resize "
+                           f"them to one side")
+    return found.facts
+
+
+def read_folder(dataset: str, directory: Path) -> FolderFacts:
+    """The facts of ``dataset`` in ``directory`` as stored (an image folder's shape is its first
+    image's, before any resize), with whether its images differ in size."""
+    directory = Path(directory)
+    if dataset == "imagefolder":
+        return _imagefolder_facts(directory)
+    if dataset == "npz":
+        path = find_npz(directory)
+        if path is None:
+            raise DatasetError(f"{directory} does not hold npz: expected one .npz file")
+        return FolderFacts(npz_facts(path))
+    files = dataset_files(dataset, directory)
     if files is None:
         wanted = (mnist.expected_files() if dataset == "mnist"
                   else [*_CIFAR[dataset][1], *_CIFAR[dataset][2]])
         raise DatasetError(f"{directory} does not hold {dataset}: expected {', '.join(wanted)}")
     if dataset == "mnist":
-        return _mnist_facts(files)
+        return FolderFacts(_mnist_facts(files))
     _, train, test, labels_key, classes = _CIFAR[dataset]
     # Every batch is loaded, the test batches too: the count is only known from the unpickled
     # arrays, and a folder that would fail the job's own load is better not reported at all.
     sizes = [len(load_batch(files[name], labels_key, classes)[1]) for name in train]
     for name in test:
         load_batch(files[name], labels_key, classes)
-    return DatasetFacts((3, 32, 32), classes, sum(sizes))
+    return FolderFacts(DatasetFacts((3, 32, 32), classes, sum(sizes)))
+
+
+def _imagefolder_facts(directory: Path) -> FolderFacts:
+    found = imagefolder.layout(directory)
+    mode, (width, height) = imagefolder.read_header(found.train[0][0])
+    # Every header is read (not decoded): a corrupt file is caught here, and so are sizes that
+    # differ, which the job then has to resize.
+    mixed = False
+    for path, _ in found.train + found.test:
+        mixed |= imagefolder.read_header(path)[1] != (width, height)
+    channels = len(imagefolder.target_mode(mode))
+    return FolderFacts(DatasetFacts((channels, height, width), len(found.classes),
+                                    len(found.train)), mixed)
 
 
 def _mnist_facts(files: dict[str, Path]) -> DatasetFacts:
@@ -149,12 +204,15 @@ def scan_data_roots(roots: list[Path]) -> list[dict]:
                 continue
             seen.add(folder.name)
             for dataset in FOLDER_DATASETS:
-                facts = _cached_facts(dataset, folder)
-                if facts is not None:
+                known = _cached_facts(dataset, folder)
+                if known is not None:
+                    facts = known.facts
                     found.append({"dataset": dataset, "data_dir": folder.name,
                                   "input_shape": list(facts.input_shape),
                                   "num_classes": facts.num_classes,
-                                  "train_size": facts.train_size})
+                                  "train_size": facts.train_size,
+                                  **({"mixed_sizes": known.mixed_sizes}
+                                     if dataset == "imagefolder" else {})})
     return found
 
 
@@ -177,12 +235,29 @@ def _sub_folders(root: Path) -> list[Path]:
     return folders
 
 
-def _cached_facts(dataset: str, folder: Path) -> DatasetFacts | None:
+def _image_folder_watched(directory: Path) -> list[str] | None:
+    listing = imagefolder.list_files(directory)
+    if listing is None:
+        return None
+    watched = []
+    for split, classes in listing.items():
+        watched.append(os.path.join(directory, split))
+        for name, paths in classes.items():
+            watched.append(os.path.join(directory, split, name))
+            watched += paths
+    return watched
+
+
+def _cached_facts(dataset: str, folder: Path) -> FolderFacts | None:
     try:
-        files = dataset_files(dataset, folder)
-        if files is None:
+        if dataset == "imagefolder":  # plain strings: an image folder may hold many files
+            watched = _image_folder_watched(folder)
+        else:
+            files = dataset_files(dataset, folder)
+            watched = None if files is None else [str(path) for path in files.values()]
+        if watched is None:
             return None
-        stats = [(str(path), path.stat()) for path in files.values()]
+        stats = [(path, os.stat(path)) for path in watched]
     except OSError as error:
         log.warning("skipping %s folder %s: %s", dataset, folder, error)
         return None
@@ -193,9 +268,9 @@ def _cached_facts(dataset: str, folder: Path) -> DatasetFacts | None:
         outcome = cached[1]
     else:
         try:
-            outcome = folder_facts(dataset, folder)
+            outcome = read_folder(dataset, folder)
         except (DatasetError, OSError) as error:
             outcome = str(error)
             log.warning("skipping %s folder %s: %s", dataset, folder, outcome)
         _CACHE[key] = (signature, outcome)
-    return outcome if isinstance(outcome, DatasetFacts) else None
+    return outcome if isinstance(outcome, FolderFacts) else None

@@ -27,13 +27,14 @@ class AnalysisError(ValueError):
 def run_valley_analysis(config: TrainConfig, *, checkpoint: str | Path,
                         reference_checkpoint: str | Path | None = None,
                         options: dict[str, Any] | None = None,
-                        on_progress: Callable[[float, str], None] | None = None) -> dict:
+                        on_progress: Callable[[float, str], None] | None = None,
+                        model: torch.nn.Module | None = None) -> dict:
     try:
         valley_options = ValleyOptions(**{k: tuple(v) if isinstance(v, list) else v
                                           for k, v in (options or {}).items()})
     except (TypeError, ValueError) as error:
         raise AnalysisError(f"analysis options: {error}") from error
-    job = prepare(config)
+    job = prepare(config, model)  # model: the job's own network, as it started (not built in)
     initial = {k: v.detach().clone() for k, v in job.model.state_dict().items()}
     try:
         payload = load_checkpoint(checkpoint, config)

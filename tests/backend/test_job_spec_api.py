@@ -108,7 +108,7 @@ def test_a_folder_a_live_worker_reports_is_accepted_and_its_size_bounds_the_batc
     detail = refused(client, headers, {**body, "data_dir": "other"})
     assert name in detail[0]["message"].split("available: ")[1]
     document = client.get("/api/v1/config-spec", headers=headers).json()
-    assert folder(name) in document["datasets"]["folders"]
+    assert {**folder(name), "mixed_sizes": False} in document["datasets"]["folders"]
     presets = {p["id"]: p for p in document["presets"]}
     assert presets["vgg16-cifar10"]["available"]
     assert presets["vgg16-cifar10"]["values"]["data_dir"].startswith("cifar-")

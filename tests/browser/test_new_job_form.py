@@ -195,7 +195,7 @@ def test_a_folder_dataset_without_a_reported_folder_is_refused_at_data_dir(signe
     page = signed_in
     properties = doc["schema"]["properties"]
     reported = {f["dataset"] for f in doc["datasets"]["folders"]}
-    missing = [d for d in properties["dataset"]["enum"]
+    missing = [d for d in properties["dataset"]["x-builtin"]
                if d not in doc["datasets"]["builtin"] and d not in reported]
     # The browser stack's worker has an empty data root, so no folder dataset is reported.
     assert missing, doc["datasets"]["folders"]

@@ -67,6 +67,10 @@ def from_schema(prop: dict, name: str, folders: list[str]) -> st.SearchStrategy:
         return st.booleans()
     if kind in ("integer", "number"):
         return number(prop, kind == "integer")
+    if kind == "string" and "x-builtin" in prop:
+        # By name the engine runs its registry's models (a module of one's own is passed to
+        # train(), and a service checks pushed names against what it stores).
+        return st.sampled_from(prop["x-builtin"])
     if kind == "string":
         return st.sampled_from(folders) if name == "data_dir" else st.sampled_from(LAYER_NAMES)
     if "prefixItems" in prop:

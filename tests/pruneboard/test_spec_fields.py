@@ -18,7 +18,7 @@ from pruneboard.spec import JobSpec, SpecError
     ({"batch_size": 2.5}, "batch_size", "valid integer"),
     ({"batch_size": "64"}, "batch_size", "valid integer, got '64'"),
     ({"method": "adam"}, "method", "one of sgd, grda, sdprun"),
-    ({"model": "resnet18"}, "model", "one of mlp, cnn-small"),
+    ({"model": "ResNet 18"}, "model", "pattern"),
     ({"dataset": "mnist"}, "data_dir", "nothing is downloaded"),
     ({"momentum": 0.9}, "momentum", "read only by method sgd"),
     ({"amp": "yes"}, "amp", "valid boolean"),

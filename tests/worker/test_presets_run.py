@@ -39,7 +39,8 @@ def test_every_preset_is_accepted_and_starts_on_a_worker(stack):
              details=lambda: log_tail(stack["log"]))
     presets = api.get("/config-spec").json()["presets"]
     assert [p["id"] for p in presets if not p["available"]] == []
-    for preset in presets:
+    # The fine-tuning presets go on top of a pushed model (tests/worker/test_pushed_models.py).
+    for preset in [p for p in presets if not p.get("overlay")]:
         response = api.post("/jobs", json=preset["values"])
         assert response.status_code == 201, (preset["id"], response.text)
         job_id = response.json()["id"]

@@ -7,12 +7,14 @@
 // forecast of the config as it stands (POST /config-spec/forecast, a moment after the last
 // change) says which layers the threshold alone will force to zero, and when. Fields with
 // per-model defaults (x-model-defaults: c and mu) follow the chosen model until the user edits
-// them.
+// them. The model choice adds the service's ready pushed models (modelchoice.js).
 
 import * as api from "../api.js";
-import { allowedText, choicesOf, display, fieldsOf, parseField, requirement } from "../fields.js";
+import { allowedText, display, fieldsOf, parseField, requirement } from "../fields.js";
 import { errorBox, h, notice } from "../ui.js";
 import { forecastView } from "./forecast.js";
+import { folderText, limitsNote, presetButton } from "./formparts.js";
+import { modelChoice, readyModels } from "./modelchoice.js";
 
 // The two fields the document's `datasets` part is about: each reported folder names its
 // `dataset` and its `data_dir`, so the data folder is picked from those a worker has.
@@ -22,6 +24,7 @@ const FOLDER = "data_dir";
 export async function mount(root, ctx) {
   const doc = await api.configSpec();
   const specs = fieldsOf(doc.schema || {});
+  const showModel = modelChoice(specs, readyModels(doc));
   const byName = new Map(specs.map((s) => [s.name, s]));
   const datasets = doc.datasets || { builtin: [], folders: [] };
   const presets = doc.presets || [];
@@ -47,8 +50,8 @@ export async function mount(root, ctx) {
     const id = `field-${spec.name}`;
     let input;
     if (spec.kind === "enum") {
-      input = h("select", { id, name: spec.name },
-        choicesOf(spec.base).map((c) => h("option", { value: String(c) }, String(c))));
+      input = h("select", { id, name: spec.name }, spec.nullable ? h("option", { value: "" }, "default") : null,
+        spec.choices.map((c) => h("option", { value: String(c) }, spec.labels?.[c] ?? String(c))));
     } else if (isSelect(spec)) {
       input = h("select", { id, name: spec.name });   // options: the folders of the dataset chosen
     } else if (spec.kind === "bool") {
@@ -67,7 +70,7 @@ export async function mount(root, ctx) {
     const rule = requirement(spec);
     const help = h("p", { class: "help", id: `help-${spec.name}` }, spec.help,
       allowed ? ` — ${allowed}` : "",
-      rule ? ` (only with ${rule.field} ${rule.one_of.join(" or ")})` : "");
+      rule && !rule.hidden ? ` (only with ${rule.field} ${rule.one_of.join(" or ")})` : "");
     input.setAttribute("aria-describedby", `error-${spec.name} note-${spec.name} help-${spec.name}`);
     input.addEventListener(isSelect(spec) || spec.kind === "bool" ? "change" : "input", () => {
       if (spec.modelDefaults) edited.add(spec.name);
@@ -153,11 +156,13 @@ export async function mount(root, ctx) {
           input.disabled = locked;
           changed = true;
         }
+        if (rule.hidden) input.closest(".field").hidden = locked;  // only for pushed models
         check(spec.name);
       }
       if (!changed) break;
     }
     applyModelDefaults();
+    showModel(inputs);
   }
 
   // c and mu start at the chosen model's defaults, and follow the model until edited.
@@ -227,8 +232,25 @@ export async function mount(root, ctx) {
     scheduleForecast();
   }
 
+  // An overlay preset (fine-tuning a pushed model) sets its own fields only, on top of the model
+  // and data already chosen.
+  function overlayValues(values) {
+    for (const [name, value] of Object.entries(values)) {
+      if (!inputs.has(name)) continue;
+      setValue(name, value);
+      if (byName.get(name).modelDefaults) edited.add(name);
+    }
+    applyRules();
+    for (const spec of specs) check(spec.name);
+    scheduleForecast();
+  }
+
   function applyPreset(preset) {
-    applyValues(preset.values || {});
+    if (preset.overlay && !showModel(inputs)?.newest.has_weights) {
+      return formError.replaceChildren(notice(`Preset “${preset.label}” is for a pushed model with trained `
+        + "weights: choose one as the model first.", "error"));
+    }
+    (preset.overlay ? overlayValues : applyValues)(preset.values || {});
     formError.replaceChildren(notice(`Preset “${preset.label}”: ${preset.about}`));
   }
 
@@ -286,42 +308,19 @@ export async function mount(root, ctx) {
     h("div", { class: "page-head" }, h("h1", {}, "New job")),
     ...(readOnly ? [notice("Your token is read-only: submitting needs a submit or admin token.", "error")] : []),
     h("div", { class: "presets", role: "group", "aria-label": "presets" }, h("span", { class: "muted" }, "Presets:"),
-      presets.map(presetButton)),
+      presets.map((p) => presetButton(p, applyPreset))),
     h("form", { id: "job-form", class: "job-form", noValidate: true, onsubmit: submit },
       fieldsets, forecastBox, formError, h("div", { class: "form-actions" }, submitButton)),
     limitsNote(doc.limits));
 
-  function presetButton(p) {
-    const button = h("button", { type: "button", id: `preset-${p.id}`, disabled: !p.available,
-      title: p.available ? p.about : p.disabled_reason || "not available on this service",
-      onclick: () => applyPreset(p) }, p.label);
-    if (p.available) return button;
-    return h("span", { class: "preset unavailable" }, button,
-      h("small", { class: "preset-reason", id: `preset-reason-${p.id}` }, p.disabled_reason || "not available here"));
-  }
-
-  const first = presets.find((p) => p.available);
+  const first = presets.find((p) => p.available && !p.overlay);
   if (first) applyPreset(first);
   else applyValues({});
+  if (ctx.query.get("model") && inputs.has("model")) {  // "New job with this model" on its page
+    setValue("model", ctx.query.get("model"));
+    applyRules();
+    scheduleForecast();
+  }
   formError.replaceChildren();
   return () => clearTimeout(forecastTimer);
-}
-
-/** "cifar10-small (15 samples, 3×32×32)". */
-function folderText(folder) {
-  const parts = [];
-  if (Number.isFinite(folder.train_size)) parts.push(`${folder.train_size.toLocaleString("en-US")} samples`);
-  if (Array.isArray(folder.input_shape)) parts.push(folder.input_shape.join("×"));
-  return parts.length ? `${folder.data_dir} (${parts.join(", ")})` : folder.data_dir;
-}
-
-/** The service's limits, so a refused huge model is no surprise. */
-function limitsNote(limits) {
-  const entries = Object.entries(limits || {});
-  if (!entries.length) return null;
-  const shown = (v) => (typeof v === "number" ? v.toLocaleString("en-US") : String(v));
-  return h("details", { id: "service-limits", class: "service-limits" },
-    h("summary", {}, "Service limits"),
-    h("ul", {}, entries.map(([name, { value, help }]) =>
-      h("li", { dataset: { limit: name } }, h("code", {}, name), `: ${shown(value)}`, help ? ` — ${help}` : ""))));
 }
