@@ -107,6 +107,12 @@ def check_description(description) -> list[str]:
         return problems + [f"more than {MAX_NODES} layers or parameters"]
     for name, spec in modules.items():
         problems += _module_problems(name, spec)
+    if not problems:
+        # Rebuilding allocates every layer's weights: a forged Linear(10**9, 10**9) would take
+        # the worker's memory before anything could refuse it.
+        weights = sum(_layer_elements(spec["type"], spec["args"]) for spec in modules.values())
+        if weights > MAX_ELEMENTS:
+            problems.append(f"the layers hold about {weights} weights, more than {MAX_ELEMENTS}")
     problems += _tensor_problems(tensors, modules)
     if len(nodes) > MAX_NODES:
         return problems + [f"the graph has {len(nodes)} nodes, more than {MAX_NODES}"]
@@ -131,6 +137,29 @@ def name_problem(text) -> str | None:
     if not isinstance(text, str) or not text.isidentifier() or keyword.iskeyword(text):
         return f"{text!r} is not a plain name"
     return None
+
+
+def _layer_elements(kind: str, args: dict) -> int:
+    """The weights a whitelisted layer's constructor allocates (0 for layers without any)."""
+    def number(key: str, default: int = 1) -> int:
+        value = args.get(key, default)
+        if isinstance(value, dict) and isinstance(value.get("tuple"), list):
+            value = value["tuple"]
+        if isinstance(value, list):
+            product = 1
+            for item in value:
+                product *= item if isinstance(item, int) and item > 0 else 1
+            return product
+        return value if isinstance(value, int) and value > 0 else default
+
+    if kind.startswith("Conv"):
+        return (number("in_channels") // max(number("groups"), 1) * number("out_channels")
+                * number("kernel_size"))
+    if kind == "Linear":
+        return number("in_features") * number("out_features")
+    if "Norm" in kind:
+        return 4 * max(number("num_features"), number("normalized_shape"))
+    return 0
 
 
 def _module_problems(name, spec) -> list[str]:

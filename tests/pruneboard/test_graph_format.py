@@ -153,3 +153,20 @@ def test_malformed_values_give_problems_not_exceptions():
                 edited(lambda d: at(d, "shape").update(args=[ref("norm"), {"x": 1}]))):
         assert check_description(bad)
     assert MAX_DEPTH >= 8  # deep enough for real layer arguments
+
+
+def test_layers_too_large_to_allocate_are_refused_before_a_rebuild():
+    """A forged size would take a worker's memory while rebuilding, before any check ran."""
+    graph = [{"name": "x", "op": "placeholder", "target": "x", "args": [], "kwargs": {}},
+             {"name": "fc", "op": "call_module", "target": "fc", "args": [{"node": "x"}],
+              "kwargs": {}},
+             {"name": "output", "op": "output", "target": "output", "args": [{"node": "fc"}],
+              "kwargs": {}}]
+
+    def linear(size):
+        return {"modules": {"fc": {"type": "Linear", "args": {
+            "in_features": size, "out_features": size, "bias": True}}}, "graph": graph}
+
+    assert check_description(linear(1000)) == []
+    [problem] = check_description(linear(10**6))
+    assert problem.startswith("the layers hold about 1000000000000 weights, more than")
