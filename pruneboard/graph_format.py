@@ -27,6 +27,13 @@ from __future__ import annotations
 import keyword
 import math
 
+from pruneboard.graph_values import (
+    is_int,
+    is_node,
+    plain_problem,
+    value_problem,
+)
+
 _NORM = ("num_features", "eps", "momentum", "affine", "track_running_stats")
 _POOL = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
 # Layer type (a class of torch.nn) -> its constructor arguments, which are also the attributes
@@ -80,8 +87,7 @@ OPS = ("placeholder", "get_attr", "call_module", "call_function", "call_method",
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "bool")
 # A description past these is refused before anything is built (a file may not make a worker
 # allocate what it likes): nodes, nesting of arguments, elements of the declared tensors.
-MAX_NODES, MAX_DEPTH, MAX_ELEMENTS = 100_000, 16, 1 << 31
-_MAX_INT = 1 << 62
+MAX_NODES, MAX_ELEMENTS = 100_000, 1 << 31
 _MAX_PROBLEMS = 50
 
 
@@ -176,7 +182,7 @@ def _module_problems(name, spec) -> list[str]:
         return [f"layer {name} ({kind}) has arguments {sorted(args)}; expected "
                 f"{sorted(MODULES[kind])}"]
     return [f"layer {name} ({kind}) argument {key}: {problem}" for key, value in args.items()
-            if (problem := _plain_problem(value, 0))]
+            if (problem := plain_problem(value, 0))]
 
 
 def _tensor_problems(tensors: dict, modules: dict) -> list[str]:
@@ -189,7 +195,7 @@ def _tensor_problems(tensors: dict, modules: dict) -> list[str]:
         if name in modules:
             problems.append(f"parameter {name} has the name of a layer")
         shape = spec.get("shape") if isinstance(spec, dict) else None
-        if not isinstance(shape, list) or not all(_is_int(d) and 0 <= d for d in shape):
+        if not isinstance(shape, list) or not all(is_int(d) and 0 <= d for d in shape):
             problems.append(f"parameter {name}: shape must be a list of sizes")
             continue
         total += math.prod(shape)
@@ -238,7 +244,7 @@ def _node_problems(node: dict, label: str, made: set, modules: dict, tensors: di
         return [f"{label}: args must be a list and kwargs an object"]
     problems = [f"{label}: keyword {problem}" for key in kwargs if (problem := name_problem(key))]
     problems += [f"{label}: {problem}" for value in [*args, *kwargs.values()]
-                 if (problem := _value_problem(value, made, 0))]
+                 if (problem := value_problem(value, made, 0))]
     if op == "placeholder":
         if (problem := name_problem(target)) or args or kwargs:
             problems.append(f"{label}: {problem or 'an input takes no arguments'}")
@@ -252,76 +258,14 @@ def _node_problems(node: dict, label: str, made: set, modules: dict, tensors: di
         if not isinstance(target, str) or target not in FUNCTIONS:
             problems.append(f"{label} calls function {target!r}, which is not in the whitelist")
         elif target == "builtins.getattr" and not (
-                len(args) == 2 and _is_node(args[0]) and isinstance(args[1], str)
+                len(args) == 2 and is_node(args[0]) and isinstance(args[1], str)
                 and args[1] in ATTRIBUTES and not kwargs):
             problems.append(f"{label}: getattr may only read {sorted(ATTRIBUTES)} of a node")
     elif op == "call_method":
         if not isinstance(target, str) or target not in METHODS:
             problems.append(f"{label} calls method {target!r}, which is not in the whitelist")
-        elif not args or not _is_node(args[0]):
+        elif not args or not is_node(args[0]):
             problems.append(f"{label}: method {target!r} must be called on a node")
     elif len(args) != 1 or kwargs:
         problems.append(f"{label}: the output node must have one argument")
     return problems
-
-
-def _value_problem(value, made: set, depth: int) -> str | None:
-    """Why an argument of a node is malformed: an unknown node, a non-plain value, too deep."""
-    if depth > MAX_DEPTH:
-        return "arguments are nested too deeply"
-    if isinstance(value, dict):
-        if set(value) == {"node"}:
-            return None if _is_node(value) and value["node"] in made else \
-                f"reference to unknown or later node {value['node']!r}"
-        if set(value) == {"tuple"} and isinstance(value["tuple"], list):
-            return next((p for v in value["tuple"] if (p := _value_problem(v, made, depth + 1))),
-                        None)
-        if set(value) == {"slice"} and isinstance(value["slice"], list) \
-                and len(value["slice"]) == 3:
-            return next((p for v in value["slice"] if (p := _bound_problem(v, made))), None)
-        if value == {"ellipsis": True}:
-            return None
-        return f"unexpected argument {value!r}"
-    if isinstance(value, list):
-        return next((p for v in value if (p := _value_problem(v, made, depth + 1))), None)
-    return _scalar_problem(value)
-
-
-def _bound_problem(bound, made: set) -> str | None:
-    if bound is None or _is_int(bound):
-        return None
-    if _is_node(bound):
-        return None if bound["node"] in made else \
-            f"reference to unknown or later node {bound['node']!r}"
-    return f"slice bounds must be integers, nodes or null, not {bound!r}"
-
-
-def _plain_problem(value, depth: int) -> str | None:
-    """Why a layer's constructor argument is not plain data (numbers, strings, tuples)."""
-    if depth > MAX_DEPTH:
-        return "nested too deeply"
-    if isinstance(value, dict):
-        if set(value) == {"tuple"} and isinstance(value["tuple"], list):
-            return next((p for v in value["tuple"] if (p := _plain_problem(v, depth + 1))), None)
-        return f"{value!r} is not a plain value"
-    if isinstance(value, list):
-        return next((p for v in value if (p := _plain_problem(v, depth + 1))), None)
-    return _scalar_problem(value)
-
-
-def _scalar_problem(value) -> str | None:
-    if value is None or isinstance(value, bool | str):
-        return None
-    if _is_int(value):
-        return None if abs(value) <= _MAX_INT else f"integer {value} is out of range"
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"{value!r} is not a finite number"
-    return f"{value!r} is not a plain value"
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_node(value) -> bool:
-    return isinstance(value, dict) and set(value) == {"node"} and isinstance(value["node"], str)

@@ -42,7 +42,7 @@ from backend.queue import Sender, dispatch_due, dispatch_now
 from backend.services.dispatch import Message
 from backend.settings import Settings
 from pruneboard.status import JobStatus
-from worker.jobs import reap_lost_analyses, reap_lost_jobs
+from worker.jobs import reap_lost_analyses, reap_lost_inspections, reap_lost_jobs
 from worker.outage import Connectivity, first_line, is_connection_error
 
 log = logging.getLogger(__name__)
@@ -230,6 +230,7 @@ class Heartbeat:
             reaped = reap_lost_jobs(session, timeout_s=settings.heartbeat_timeout_s,
                                     max_losses=settings.max_attempts)
             reap_lost_analyses(session, timeout_s=settings.heartbeat_timeout_s)
+            reap_lost_inspections(session, timeout_s=settings.heartbeat_timeout_s)
             cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
             session.execute(delete(Worker).where(Worker.heartbeat_at < cutoff))
         for job in reaped:

@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.models import Analysis, Job, JobChange, JobLog, utcnow
+from backend.models import Analysis, Job, JobChange, JobLog, ModelVersion, Worker, utcnow
+from backend.services.models import FAILED
 from pruneboard.status import JobStatus
 
 
@@ -188,4 +189,19 @@ def reap_lost_analyses(session: Session, *, timeout_s: float) -> int:
         .where(Analysis.status == JobStatus.RUNNING,
                or_(Analysis.heartbeat_at.is_(None), Analysis.heartbeat_at < cutoff))
         .values(status=JobStatus.FAILED, error=message, message=message, finished_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount
+
+
+def reap_lost_inspections(session: Session, *, timeout_s: float) -> int:
+    """Fail the inspections whose worker stopped beating. Not requeued: a model whose rebuild
+    or forward pass takes a worker down (out of memory, say) would take the next one down too."""
+    cutoff = utcnow() - timedelta(seconds=timeout_s)
+    live = select(Worker.id).where(Worker.heartbeat_at >= cutoff)
+    message = ("the worker inspecting it was lost (it may have run out of memory on this "
+               "model); push it again")
+    return session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.status == JobStatus.RUNNING,
+               or_(ModelVersion.worker_id.is_(None), ModelVersion.worker_id.not_in(live)))
+        .values(status=FAILED, error=message, finished_at=utcnow())
         .execution_options(synchronize_session=False)).rowcount

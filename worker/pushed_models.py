@@ -101,3 +101,4 @@ def job_model(settings: Settings, name: str, version: int | None) -> PushedModel
                                  f"{'gone' if row is None else row.status}; push it again")
         files = version_files(session, row.id)
     return load_pushed(files)
+

@@ -59,6 +59,8 @@ export function fieldOf(name, prop, schema = {}) {
     requires: full["x-requires"] || null,
     // {model: value}: the value a job of that model gets when it leaves the field out.
     modelDefaults: full["x-model-defaults"] || null,
+    // The value a pushed model's job gets when it leaves the field out (c, mu).
+    customModelDefault: full["x-custom-model-default"] ?? null,
   };
 }
 

@@ -52,6 +52,9 @@ def _f(default: Any, help: str, section: str, *, methods: tuple[str, ...] | None
     if family_defaults is not None:
         extra["x-model-defaults"] = {model: catalog.THRESHOLD_DEFAULTS[family][family_defaults]
                                      for model, family in catalog.MODEL_FAMILIES.items()}
+        # What a pushed or plugin model gets (their names are the service's, not the schema's).
+        extra["x-custom-model-default"] = catalog.THRESHOLD_DEFAULTS[
+            catalog.CUSTOM_MODEL_FAMILY][family_defaults]
     return Field(default, description=help, json_schema_extra=extra, **constraints)
 
 

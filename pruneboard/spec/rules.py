@@ -71,7 +71,14 @@ def _model_of(spec: JobSpec, service: ServiceContext | None
     if builtin or service is None:
         return None, problems
     stored = service.stored_model(spec.model, spec.model_version)
-    if stored is None and spec.model in service.plugin_models and spec.model_version is None:
+    if stored is None and spec.model in service.plugin_models:
+        # A plugin builds its network fresh on the worker, like a built-in.
+        if spec.model_version is not None:
+            problems.append(("model_version", f"{spec.model} comes from a worker plugin and has "
+                                              f"no versions; leave model_version out"))
+        if spec.init == "pretrained":
+            problems.append(("init", f"{spec.model} comes from a worker plugin, which builds it "
+                                     f"with fresh weights; leave init out (random)"))
         return None, problems
     if stored is None:
         versions = sorted(m.version for m in service.models if m.name == spec.model)

@@ -30,12 +30,13 @@ def add_worker(settings):
     so the folder names are the test's own and the row is removed afterwards)."""
     added = []
 
-    def add(datasets, *, heartbeat_at=None):
+    def add(datasets, *, heartbeat_at=None, plugins=None):
         worker_id = f"host:{uuid.uuid4().hex[:8]}:cpu"
         with session_scope(settings.resolved_database_url) as session:
             now = utcnow()
             session.add(Worker(id=worker_id, host="host", device="cpu", datasets=datasets,
-                               started_at=now, heartbeat_at=heartbeat_at or now))
+                               plugins=plugins, started_at=now,
+                               heartbeat_at=heartbeat_at or now))
         added.append(worker_id)
 
     yield add
@@ -215,3 +216,24 @@ def test_a_jobs_own_config_can_be_submitted_again(client, make_token):
     again = client.post(JOBS, headers=headers, json=job["config"])
     assert again.status_code == 201, again.text
     assert again.json()["config"] == job["config"]
+
+
+def test_a_plugin_name_is_accepted_only_while_a_live_worker_has_it(client, make_token, settings,
+                                                                   add_worker):
+    from datetime import timedelta
+
+    headers = make_token("submit")
+    suffix = uuid.uuid4().hex[:6]
+    model, dataset = f"team-net-{suffix}", f"team-data-{suffix}"
+    body = {"model": model, "dataset": dataset, "epochs": 1}
+    detail = refused(client, headers, body)
+    assert {d["field"] for d in detail} == {"model", "dataset"}, detail
+    add_worker([], plugins={"models": [model], "datasets": [dataset]},
+               heartbeat_at=utcnow() - timedelta(seconds=settings.heartbeat_timeout_s + 5))
+    assert {d["field"] for d in refused(client, headers, body)} == {"model", "dataset"}
+    add_worker([], plugins={"models": [model], "datasets": [dataset]})
+    response = client.post(JOBS, headers=headers, json=body)
+    assert response.status_code == 201, response.text
+    # A plugin's model has no versions on the service.
+    detail = refused(client, headers, {**body, "model_version": 1})
+    assert detail[0]["field"] == "model_version", detail

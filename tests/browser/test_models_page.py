@@ -146,6 +146,11 @@ def test_submit_a_job_on_it_and_watch_it_run(signed_in, stack, api, shot):
     assert "pushed model with trained weights" in page.inner_text("#form-error")
     page.select_option("#field-model", name)
     assert version_field.is_visible()
+    # c and mu follow the model like a built-in's: a pushed one gets the spec's own default.
+    schema = api.get("/config-spec").json()["schema"]["properties"]
+    for field in ("c", "mu"):
+        assert float(page.input_value(f"#field-{field}")) == schema[field][
+            "x-custom-model-default"], field
 
     page.select_option("#field-dataset", "synthetic")
     assert page.input_value("#field-synthetic_shape") == "3, 8, 8"  # follows the model

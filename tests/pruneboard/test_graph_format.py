@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from pruneboard.graph_format import FUNCTIONS, MAX_DEPTH, METHODS, MODULES, check_description
+from pruneboard.graph_format import FUNCTIONS, METHODS, MODULES, check_description
+from pruneboard.graph_values import MAX_DEPTH
 
 
 def node(name, op, target, *args, **kwargs) -> dict:

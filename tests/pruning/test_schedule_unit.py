@@ -80,8 +80,8 @@ def test_a_run_with_schedule_unit_epoch_holds_lr_per_epoch(monkeypatch):
     jobs = []
     prepare = train_module.prepare
 
-    def keeping_prepare(config):
-        jobs.append(prepare(config))
+    def keeping_prepare(config, *args, **kwargs):
+        jobs.append(prepare(config, *args, **kwargs))
         return jobs[-1]
 
     monkeypatch.setattr(train_module, "prepare", keeping_prepare)

@@ -28,8 +28,8 @@ def test_the_twin_sees_the_same_minibatches_in_the_same_order(monkeypatch):
     seen = {"run": [], "twin": []}
     prepare = train_module.prepare
 
-    def recording_prepare(config):
-        job = prepare(config)
+    def recording_prepare(config, *args, **kwargs):
+        job = prepare(config, *args, **kwargs)
         for name, model in (("run", job.model), ("twin", job.twin.model)):
             def record(module, args, name=name):
                 if module.training:

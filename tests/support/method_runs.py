@@ -22,8 +22,8 @@ def run(monkeypatch, **values):
     jobs = []
     real_prepare = train_module.prepare
 
-    def keep_job(config):
-        jobs.append(real_prepare(config))
+    def keep_job(config, *args, **kwargs):
+        jobs.append(real_prepare(config, *args, **kwargs))
         return jobs[-1]
 
     monkeypatch.setattr(train_module, "prepare", keep_job)

@@ -17,12 +17,14 @@ from torch import nn
 from backend.auth import create_token
 from backend.db import session_scope
 from backend.main import create_app
-from backend.models import Job, MetricPoint, ModelVersion
+from backend.models import Analysis, Job, MetricPoint, ModelVersion, UserModel
 from backend.settings import Settings
 from pruning import TrainConfig, train
 from pruning.compact.graphjson import describe
 from worker import pushed_models, tasks
+from worker.analyses import run_analysis
 from worker.heartbeat import Heartbeat
+from worker.jobs import reap_lost_inspections
 
 
 def digits_net() -> nn.Module:
@@ -128,3 +130,43 @@ def test_weights_that_do_not_fit_the_graph_fail_inspection_with_the_reason(stack
     assert "0.weight is (3, 1, 3, 3), the graph's is (8, 1, 3, 3)" in version["error"]
     refused = client.post("/api/v1/jobs", json={"model": "mismatch", "dataset": "digits"})
     assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "model"
+
+
+def test_an_inspection_whose_worker_was_lost_fails_and_is_not_retried(stack):
+    """Not requeued: a model that took its worker down (out of memory) would take the next."""
+    client, settings, beat = stack
+    push(client, "lost-net", digits_net())
+    beat.beat()  # this worker is live
+    with session_scope(settings.resolved_database_url) as session:
+        version = session.scalar(select(ModelVersion).where(ModelVersion.version == 1))
+        version.status, version.worker_id = "running", "gone-host:1:cpu"
+    with session_scope(settings.resolved_database_url) as session:
+        assert reap_lost_inspections(session, timeout_s=60) == 1
+    push(client, "kept-net", digits_net())
+    with session_scope(settings.resolved_database_url) as session:
+        kept = session.scalar(select(ModelVersion).join(UserModel)
+                              .where(UserModel.name == "kept-net"))
+        kept.status, kept.worker_id = "running", beat.worker_id
+    with session_scope(settings.resolved_database_url) as session:
+        assert reap_lost_inspections(session, timeout_s=60) == 0
+    lost = client.get("/api/v1/models/lost-net").json()["versions"][0]
+    assert lost["status"] == "failed" and "worker inspecting it was lost" in lost["error"]
+    assert client.get("/api/v1/models/kept-net").json()["versions"][0]["status"] == "running"
+
+
+def test_a_twin_job_on_a_pushed_model_gets_its_valley_analysed(stack, trained):
+    """The analysis rebuilds the job's network from the stored version, as the job did."""
+    client, settings, beat = stack
+    net, _ = trained
+    push(client, "twin-net", net)
+    assert pushed_models.inspect_model(version_id(settings), settings=settings,
+                                       beat=beat) == "ready"
+    job = client.post("/api/v1/jobs", json={
+        "model": "twin-net", "dataset": "digits", "method": "sdprun", "epochs": 1, "lr": 0.02,
+        "reference": "sgd", "analyses": ["linear"], "log_interval": 10}).json()
+    assert tasks.run_job(job["id"], settings=settings, beat=beat) == "succeeded"
+    with session_scope(settings.resolved_database_url) as session:
+        analysis_id = session.scalar(select(Analysis.id).where(Analysis.job_id == job["id"]))
+    assert run_analysis(analysis_id, settings=settings, beat=beat) == "succeeded"
+    [analysis] = client.get(f"/api/v1/jobs/{job['id']}/analyses").json()
+    assert analysis["status"] == "succeeded" and analysis["result"]["linear"], analysis

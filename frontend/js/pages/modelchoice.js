@@ -48,6 +48,12 @@ export function modelChoice(specs, pushed) {
     const values = pushed.map((m) => [m.name, pick(m.newest)]).filter(([, value]) => value !== null && value !== undefined);
     spec.modelDefaults = { ...(spec.modelDefaults || {}), ...Object.fromEntries(values) };
   }
+  // c and mu of a pushed model: the spec's default for models that are not built in.
+  for (const spec of specs) {
+    if (spec.customModelDefault === null || !spec.modelDefaults) continue;
+    spec.modelDefaults = { ...spec.modelDefaults,
+      ...Object.fromEntries(names.map((n) => [n, spec.customModelDefault])) };
+  }
 
   return function show(inputs) {
     if (!inputs.has("model")) return null;
