@@ -32,8 +32,12 @@ def layer_inputs(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1])
 
 
-def output_rows(grad: torch.Tensor) -> torch.Tensor:
-    return grad.movedim(1, -1).reshape(-1, grad.shape[1])
+def output_rows(module: nn.Module, grad: torch.Tensor) -> torch.Tensor:
+    """The gradients of the layer's outputs, one row per output vector: a conv's channels are
+    axis 1, a Linear's features the last axis (also over a sequence of tokens)."""
+    if isinstance(module, nn.Conv2d):
+        return grad.movedim(1, -1).reshape(-1, grad.shape[1])
+    return grad.reshape(-1, grad.shape[-1])
 
 
 @torch.no_grad()
@@ -76,7 +80,7 @@ def kfac_factors(job, groups: list[LayerGroup], step: int) -> list[tuple[torch.T
 
             def backward(grad):
                 # × batch size: per-sample gradients of the summed loss, as K-FAC defines S.
-                g = output_rows(grad).double() * len(args[0])
+                g = output_rows(module, grad).double() * len(args[0])
                 sums[index][1] = sums[index][1] + g.T @ g
             output.register_hook(backward)
         return forward

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from pruning.methods.common import (
     MaskedMethod,
@@ -57,12 +58,18 @@ class GreedyForwardSelection(MaskedMethod):
         chosen = torch.zeros(units, dtype=torch.bool, device=inputs.device)
         masks: list[torch.Tensor] = []
 
-        def mask_units(module, args, output):
-            shape = (len(masks[0]), -1, units) + (1,) * (output.dim() - 2)
-            return (output.view(len(masks[0]), -1, *output.shape[1:])
-                    * masks[0].view(shape).to(output.dtype)).view_as(output)
+        emitter = unit_output_module(self.job.model, group)
+        # Where the units sit in its output: a Linear's features are the last axis (also over
+        # a sequence of tokens), a conv's or a BatchNorm's channels axis 1.
+        last = isinstance(emitter, nn.Linear)
 
-        handle = unit_output_module(self.job.model, group).register_forward_hook(mask_units)
+        def mask_units(module, args, output):
+            trials = output.view(len(masks[0]), -1, *output.shape[1:])  # (trials, N, ...)
+            shape = [len(masks[0])] + [1] * (trials.dim() - 1)
+            shape[-1 if last else 2] = units
+            return (trials * masks[0].view(shape).to(output.dtype)).view_as(output)
+
+        handle = emitter.register_forward_hook(mask_units)
         losses = []
         try:
             chunk = max(1, _MAX_STACKED_SAMPLES // len(targets))

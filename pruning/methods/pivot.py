@@ -60,7 +60,9 @@ class Pivot(ScheduledPruning):
         return keep
 
     def _unit_columns(self, group: LayerGroup, inputs: torch.Tensor) -> torch.Tensor:
-        """What the first consumer reads, one column per unit: (samples·positions, units)."""
+        """What the first consumer reads, one column per unit: (samples·positions, units). The
+        unit's features are where ``Consumer.columns`` puts them: at an offset after a
+        concatenation, H·W of them after a flatten, the last axis of a token sequence."""
         seen = []
         consumer = group.consumers[0]
         handle = consumer.module.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
@@ -69,16 +71,19 @@ class Pivot(ScheduledPruning):
         finally:
             handle.remove()
         x = seen[0].double()
-        units = group.num_units
-        if x.dim() == 4:
-            return x.permute(0, 2, 3, 1).reshape(-1, units)
-        return x.view(len(x), units, -1).transpose(1, 2).reshape(-1, units)
+        features = x.movedim(1, -1) if x.dim() == 4 else x  # the feature axis last
+        picked = features[..., _columns(consumer)]  # (..., units, per unit)
+        return picked.movedim(-2, -1).reshape(-1, group.num_units)
 
     @staticmethod
     def _fold(group: LayerGroup, columns, kept, dropped) -> None:
         fit = torch.linalg.lstsq(columns[:, kept], columns[:, dropped]).solution  # (K, D)
         for consumer in group.consumers:
             weight = consumer.module.weight
-            view = weight.view(weight.shape[0], group.num_units, -1)  # out, units, per unit
-            moved = torch.einsum("kd,odp->okp", fit, view[:, dropped].double())
-            view[:, kept] += moved.to(weight.dtype)
+            index = _columns(consumer)  # (units, per unit): input features of each unit
+            moved = torch.einsum("kd,odp...->okp...", fit, weight[:, index[dropped]].double())
+            weight[:, index[kept]] += moved.to(weight.dtype)
+
+
+def _columns(consumer) -> torch.Tensor:
+    return torch.tensor(consumer.columns, dtype=torch.long, device=consumer.module.weight.device)

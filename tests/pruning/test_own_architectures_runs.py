@@ -82,3 +82,23 @@ def test_a_run_prunes_and_its_compact_network_and_files_are_exact(name, method, 
                                                                      "model.safetensors"}
     assert relative_error(outputs(from_run, torch.float32),
                           outputs(module.float(), torch.float32)) <= 1e-4
+
+
+BASELINES = ("spp", "increg", "gfs", "eigendamage", "pivot")
+DATA_DRIVEN = ("gfs", "eigendamage", "pivot")
+
+
+@pytest.mark.parametrize("method", BASELINES)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_baseline_meets_its_target_on_a_network_of_ones_own(name, method):
+    """The selections read a group's units where its consumers find them: at an offset after a
+    concatenation, on the last axis of a token sequence (a Linear on (batch, tokens, features))."""
+    values = dict(L1, method=method, **({"prune_samples": 64} if method in DATA_DRIVEN else {}))
+    module = make(name)
+    summary = train(TrainConfig.from_dict(dict(DATA, model=name, **values)), model=module)
+    assert "compact_error" not in summary
+    assert summary["remaining_flops"] <= 0.7 + 1e-9
+    assert summary["compact"]["accuracy_equal"]
+    masked = module.double().eval()
+    small = compact(masked, build_groups(masked, INPUT_SHAPE), input_shape=INPUT_SHAPE)
+    assert relative_error(outputs(small, torch.float64), outputs(masked, torch.float64)) <= 1e-6
