@@ -123,3 +123,20 @@ def test_a_pushed_architecture_is_pruned_compacted_and_exported(stack, architect
         loaded = load_compact(export_dir(settings.resolved_artifact_dir, job_id))
         assert evaluate(loaded, data, torch.device("cpu"))["test_accuracy"] == pytest.approx(
             compact["compact_test_accuracy"], abs=1e-9)
+
+
+def test_an_onnx_file_with_open_sides_needs_and_uses_the_declared_input_shape(stack):
+    client, settings, beat = stack
+    net = make("mobilenetish").eval()
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.randn(2, *INPUT_SHAPE),), buffer, dynamo=False,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}})
+    files = {"onnx": ("open.onnx", buffer.getvalue())}
+    refused = client.post("/api/v1/models", files=files, data={"name": "open-sides"})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["field"] == "input_shape"
+    inspection = pushed_ready(client, settings, beat, "open-sides", files)
+    assert inspection["flops"] > 0 and inspection["num_classes"] == NUM_CLASSES
