@@ -2,12 +2,15 @@
 
     .venv/bin/python docs/screenshots.py valley    # loss-valley numbers and charts, small model
     .venv/bin/python docs/screenshots.py compare   # every method on digits, the compare page
+    .venv/bin/python docs/screenshots.py models    # the Models page with the test architectures
 
 ``valley`` submits the digits demo with an SGD twin for mlp and cnn-small (every analysis on),
 waits for the jobs and their analyses, prints the headline numbers as JSON and saves element
 screenshots of the job page, and the whole mlp job page, to docs/images/. ``compare`` submits
 every method on digits (mlp, the settings of bench/compare_methods.py) and saves the compare
-page. Both use Debian's Chromium, as the browser tests do.
+page. ``models`` pushes the three architectures of tests/support/own_models.py (and the first
+as ONNX), waits for their inspections and saves the Models page and one model's page. All use
+Debian's Chromium, as the browser tests do.
 """
 
 from __future__ import annotations
@@ -134,5 +137,43 @@ def compare() -> None:
         page.screenshot(path=IMAGES / "compare-methods.png", full_page=True)
 
 
+def models() -> None:
+    import io
+
+    import torch
+    from own_models import INPUT_SHAPE, MODELS, make
+    from safetensors.torch import save as save_safetensors
+
+    from pruning.compact.graphjson import describe
+
+    shape = ",".join(map(str, INPUT_SHAPE))
+    with service_and_browser() as (stack, api, page):
+        for name in MODELS:
+            net = make(name)
+            state = {k: v.contiguous() for k, v in net.state_dict().items()}
+            files = {"graph": ("g.json", json.dumps(describe(net)).encode()),
+                     "weights": ("w.safetensors", save_safetensors(state))}
+            api.post("/models", files=files, data={"name": name, "input_shape": shape})
+        buffer = io.BytesIO()
+        torch.onnx.export(make("mobilenetish").eval(), (torch.randn(2, *INPUT_SHAPE),), buffer,
+                          dynamo=False, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
+        api.post("/models", files={"onnx": ("m.onnx", buffer.getvalue())},
+                 data={"name": "mobilenetish-onnx"})
+        wait(lambda: all(m["latest"]["status"] in ("ready", "failed")
+                         for m in api.get("/models").json()["models"]), 300, "inspections")
+        print(json.dumps({m["name"]: (m["latest"]["status"], (m["latest"]["inspection"] or {})
+                                      .get("prunable_param_share"))
+                          for m in api.get("/models").json()["models"]}, indent=1))
+        page.goto(f"{stack['url']}/#/models")
+        page.wait_for_selector("text=ready", timeout=60_000)
+        page.screenshot(path=IMAGES / "models.png", full_page=True)
+        page.goto(f"{stack['url']}/#/models/tinyvit")
+        page.wait_for_selector("text=tinyvit", timeout=60_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=IMAGES / "model-detail.png", full_page=True)
+
+
 if __name__ == "__main__":
-    {"valley": valley, "compare": compare}[sys.argv[1] if len(sys.argv) > 1 else "valley"]()
+    commands = {"valley": valley, "compare": compare, "models": models}
+    commands[sys.argv[1] if len(sys.argv) > 1 else "valley"]()

@@ -237,3 +237,18 @@ def test_a_plugin_name_is_accepted_only_while_a_live_worker_has_it(client, make_
     # A plugin's model has no versions on the service.
     detail = refused(client, headers, {**body, "model_version": 1})
     assert detail[0]["field"] == "model_version", detail
+
+
+def test_an_image_folder_of_mixed_sizes_needs_image_size(client, make_token, add_worker):
+    headers = make_token("submit")
+    name = f"photos-{uuid.uuid4().hex[:6]}"
+    add_worker([{"dataset": "imagefolder", "data_dir": name, "input_shape": [3, 40, 30],
+                 "num_classes": 4, "train_size": 200, "mixed_sizes": True}])
+    body = {"model": "cnn-small", "dataset": "imagefolder", "data_dir": name, "epochs": 1}
+    detail = refused(client, headers, body)
+    assert detail[0]["field"] == "image_size" and "differ in size" in detail[0]["message"]
+    response = client.post(JOBS, headers=headers, json={**body, "image_size": 16})
+    assert response.status_code == 201, response.text
+    # The facts follow the resize: the batch is checked against the folder's 200 images.
+    assert "200 training samples" in refused(client, headers, {
+        **body, "image_size": 16, "batch_size": 201})[0]["message"]

@@ -27,7 +27,10 @@ HEALTH = "/api/v1/healthz"
 CHAOS_SETTINGS = {"PRUNEBOARD_DISPATCH_INTERVAL_S": "0.5", "PRUNEBOARD_REDISPATCH_AFTER_S": "2"}
 SMALL_JOB = {"model": "mlp", "mlp_widths": [32, 16], "epochs": 3, "log_interval": 5}
 # Long enough (tens of seconds on one core) to be running through each outage.
-LONG_JOB = {**SMALL_JOB, "epochs": 30}
+# Long enough (about 25 s on an idle 2-core machine) to outlast the Redis outage below, which
+# takes some 5 s of health checks, submits with 1 s send timeouts and a pause; 30 epochs (6 s)
+# sometimes finished first.
+LONG_JOB = {**SMALL_JOB, "epochs": 120}
 
 
 def env_for(database_url: str, broker_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
