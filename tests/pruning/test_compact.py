@@ -13,15 +13,7 @@ from pruning.groups import GroupStructure, build_groups
 from pruning.metrics import CostModel
 from pruning.models import build_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small float64 kernels on a shared 2-core machine: a second thread mostly waits for a busy
-    neighbour's time slice, making each op ~50x slower. One thread is both faster and steadier."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SHAPES = {"mlp": (1, 8, 8), "cnn-small": (1, 8, 8), "vgg16-bn": (3, 32, 32),

@@ -20,13 +20,7 @@ SHAPES = {"mlp": (1, 8, 8), "cnn-small": (1, 8, 8), "vgg16-bn": (3, 32, 32),
           "resnet20": (3, 8, 8), "resnet56": (3, 8, 8), "wrn-28-10": (3, 8, 8)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """See test_compact.one_thread: a shared 2-core machine runs small kernels best on one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def compact_model(name: str) -> nn.Module:

@@ -26,13 +26,7 @@ from pruning.onnx_import import OnnxImportError, convert_onnx
 TOLERANCE = 1e-6  # relative to the largest output, in float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """A shared 2-core machine runs these small kernels best on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ResidualCNN(nn.Module):

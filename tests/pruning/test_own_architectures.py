@@ -17,14 +17,7 @@ from pruning.compact import ExportError, compact, graphjson
 from pruning.groups import build_groups
 from pruning.metrics import CostModel
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small kernels on a shared 2-core machine run faster and steadier on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:

@@ -22,12 +22,7 @@ L1 = dict(method="l1-filter", target="flops", target_ratio=0.3, prune_start=0.25
 SDPRUN_C = {"mobilenetish": 0.45, "densenetish": 0.3, "tinyvit": 0.3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
